@@ -1,0 +1,193 @@
+//! `quarry-bench`: measures the indexing pipeline and search on real trees
+//! and prints one Markdown table row per tree (the numbers in README come
+//! from here).
+//!
+//! Usage: `quarry-bench [--embed-sample N] [--queries N] DIR...`
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use quarry_chunk::TokenCounter;
+use quarry_index::{walk, IndexOptions};
+use quarry_models::{ensure_model, quarry_home, select_device, DevicePreference, Embedder, DEFAULT_MODEL};
+use quarry_search::{Mode, SearchRequest};
+use quarry_store::{IndexMeta, Store};
+
+struct Args {
+    trees: Vec<PathBuf>,
+    embed_sample: usize,
+    queries: usize,
+}
+
+fn parse_args() -> Result<Args> {
+    let mut args = Args {
+        trees: Vec::new(),
+        embed_sample: 512,
+        queries: 40,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--embed-sample" => args.embed_sample = it.next().context("--embed-sample N")?.parse()?,
+            "--queries" => args.queries = it.next().context("--queries N")?.parse()?,
+            "-h" | "--help" => {
+                println!("usage: quarry-bench [--embed-sample N] [--queries N] DIR...");
+                std::process::exit(0);
+            }
+            _ => args.trees.push(PathBuf::from(arg)),
+        }
+    }
+    if args.trees.is_empty() {
+        bail!("usage: quarry-bench [--embed-sample N] [--queries N] DIR...");
+    }
+    Ok(args)
+}
+
+struct Tokens<'a>(&'a Embedder);
+
+impl TokenCounter for Tokens<'_> {
+    fn count(&self, text: &str) -> usize {
+        self.0.count_tokens(text)
+    }
+}
+
+/// One tree's measurements.
+struct Row {
+    name: String,
+    files: usize,
+    source_mb: f64,
+    chunks: usize,
+    chunk_files_per_s: f64,
+    chunk_mb_per_s: f64,
+    embed_chunks_per_s: f64,
+    embed_tokens_per_s: f64,
+    index_s: f64,
+    index_mb: f64,
+    query_p50_ms: f64,
+    query_p95_ms: f64,
+}
+
+fn main() -> Result<()> {
+    let args = parse_args()?;
+    let dir = ensure_model(&quarry_home(), DEFAULT_MODEL, &mut |_| {})?;
+    let (device, device_name) = select_device(DevicePreference::Auto);
+    let embedder = Embedder::load(&dir, DEFAULT_MODEL, device)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let mut rows = Vec::new();
+    for tree in &args.trees {
+        eprintln!("benchmarking {}", tree.display());
+        rows.push(runtime.block_on(bench_tree(tree, &embedder, &args))?);
+    }
+    println!(
+        "\nmodel {} on {device_name}, {} cores, peak RSS {:.0} MiB\n",
+        DEFAULT_MODEL.id,
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        peak_rss_mib()
+    );
+    println!("| tree | files | source MB | chunks | walk+chunk files/s | walk+chunk MB/s | embed chunks/s | embed tokens/s | full index s | index MB | index/source | query p50 ms | query p95 ms |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for r in &rows {
+        println!(
+            "| {} | {} | {:.1} | {} | {:.0} | {:.2} | {:.1} | {:.0} | {:.1} | {:.1} | {:.2} | {:.1} | {:.1} |",
+            r.name,
+            r.files,
+            r.source_mb,
+            r.chunks,
+            r.chunk_files_per_s,
+            r.chunk_mb_per_s,
+            r.embed_chunks_per_s,
+            r.embed_tokens_per_s,
+            r.index_s,
+            r.index_mb,
+            r.index_mb / r.source_mb.max(1e-9),
+            r.query_p50_ms,
+            r.query_p95_ms
+        );
+    }
+    Ok(())
+}
+
+async fn bench_tree(tree: &Path, embedder: &Embedder, args: &Args) -> Result<Row> {
+    let options = IndexOptions::default();
+    let tokens = Tokens(embedder);
+
+    // Walk + read + chunk, as the indexer does it, without embedding.
+    let started = Instant::now();
+    let walked = walk::walk(tree, &options)?;
+    let mut bytes = 0u64;
+    let mut chunks = Vec::new();
+    for file in &walked.files {
+        let Ok(data) = std::fs::read(&file.abs) else { continue };
+        if data[..data.len().min(8192)].contains(&0) {
+            continue;
+        }
+        bytes += data.len() as u64;
+        let text = String::from_utf8_lossy(&data);
+        chunks.extend(quarry_chunk::chunk_source(Path::new(&file.rel), &text, &options.chunking, &tokens));
+    }
+    let chunk_secs = started.elapsed().as_secs_f64();
+
+    // Embedding throughput on an evenly spread sample of the chunks.
+    let step = (chunks.len() / args.embed_sample.max(1)).max(1);
+    let sample: Vec<&str> = chunks.iter().step_by(step).take(args.embed_sample).map(|c| c.embed_text.as_str()).collect();
+    let sample_tokens: usize = sample.iter().map(|t| tokens.count(t).min(DEFAULT_MODEL.max_tokens)).sum();
+    let started = Instant::now();
+    embedder.embed(&sample)?;
+    let embed_secs = started.elapsed().as_secs_f64();
+
+    // The whole pipeline into a fresh index.
+    let db = tempfile::tempdir()?;
+    let store = Store::open_or_create(&db.path().join("index"), &IndexMeta::new(DEFAULT_MODEL.id, DEFAULT_MODEL.dim)).await?;
+    let started = Instant::now();
+    let report = quarry_index::index_root(&store, embedder, tree, &options, &mut |_| {}).await?;
+    let index_secs = started.elapsed().as_secs_f64();
+    let status = store.status().await?;
+
+    // Query latency with the model loaded, over queries made from the
+    // tree's own symbols (words) and a few snippets.
+    let mut latencies = Vec::new();
+    let symbols: Vec<String> = chunks
+        .iter()
+        .filter(|c| !c.symbol.is_empty())
+        .step_by((chunks.len() / args.queries.max(1)).max(1))
+        .take(args.queries)
+        .map(|c| quarry_search::query::split_identifier(&c.symbol).join(" "))
+        .collect();
+    for query in &symbols {
+        let mut request = SearchRequest::new(query.clone());
+        request.mode = Mode::Text;
+        let started = Instant::now();
+        quarry_search::search(&store, embedder, &request).await?;
+        latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| latencies.get(((latencies.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(0.0);
+
+    Ok(Row {
+        name: tree.file_name().map_or_else(|| tree.display().to_string(), |n| n.to_string_lossy().into_owned()),
+        files: walked.files.len(),
+        source_mb: bytes as f64 / 1e6,
+        chunks: report.chunks_total,
+        chunk_files_per_s: walked.files.len() as f64 / chunk_secs,
+        chunk_mb_per_s: bytes as f64 / 1e6 / chunk_secs,
+        embed_chunks_per_s: sample.len() as f64 / embed_secs,
+        embed_tokens_per_s: sample_tokens as f64 / embed_secs,
+        index_s: index_secs,
+        index_mb: status.bytes as f64 / 1e6,
+        query_p50_ms: pct(0.5),
+        query_p95_ms: pct(0.95),
+    })
+}
+
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}

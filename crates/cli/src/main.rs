@@ -1,0 +1,467 @@
+//! `quarry`: index local repositories and search them by behaviour, by
+//! example code, or with a pasted issue.
+
+mod output;
+
+use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use quarry_index::{IndexOptions, IndexProgress, IndexReport};
+use quarry_models::{
+    ensure_model, find_model, is_installed, known_models, model_dir, quarry_home, select_device,
+    DevicePreference, Embedder, FetchEvent, ModelSpec, DEFAULT_MODEL,
+};
+use quarry_search::{Mode, SearchError, SearchRequest};
+use quarry_store::{IndexMeta, Store, StoreError};
+
+/// Local code search: describe behaviour, paste code, or paste an issue.
+#[derive(Parser, Debug)]
+#[command(name = "quarry", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Index (or re-index) directories; unchanged files are skipped.
+    Index(IndexArgs),
+    /// Search the index.
+    Search(SearchArgs),
+    /// Show what is indexed.
+    Status(StatusArgs),
+    /// List or fetch embedding models.
+    Models(ModelsArgs),
+}
+
+#[derive(Args, Debug)]
+struct DbArg {
+    /// Index directory [default: $QUARRY_DB, else <data dir>/quarry/index].
+    #[arg(long, value_name = "DIR", global = true)]
+    db: Option<PathBuf>,
+}
+
+impl DbArg {
+    fn resolve(&self) -> PathBuf {
+        self.db
+            .clone()
+            .or_else(|| std::env::var_os("QUARRY_DB").map(PathBuf::from))
+            .unwrap_or_else(|| quarry_home().join("index"))
+    }
+}
+
+#[derive(Args, Debug)]
+struct IndexArgs {
+    /// Directories to index.
+    #[arg(required = true, value_name = "DIR")]
+    dirs: Vec<PathBuf>,
+    #[command(flatten)]
+    db: DbArg,
+    /// Skip files larger than this many bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = quarry_index::DEFAULT_MAX_FILE_SIZE)]
+    max_file_size: u64,
+    /// Extra paths to leave out (gitignore glob syntax); repeatable.
+    #[arg(long, value_name = "GLOB")]
+    exclude: Vec<String>,
+    /// Delete the index first and build it again from scratch.
+    #[arg(long)]
+    rebuild: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum)]
+enum ModeArg {
+    Auto,
+    Text,
+    Code,
+    Issue,
+}
+
+impl From<ModeArg> for Mode {
+    fn from(mode: ModeArg) -> Self {
+        match mode {
+            ModeArg::Auto => Mode::Auto,
+            ModeArg::Text => Mode::Text,
+            ModeArg::Code => Mode::Code,
+            ModeArg::Issue => Mode::Issue,
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+struct SearchArgs {
+    /// What to look for: words, a code snippet, or an issue's text.
+    #[arg(value_name = "QUERY", conflicts_with = "query_file", required_unless_present = "query_file")]
+    query: Option<String>,
+    /// Read the query from a file, or `-` for standard input.
+    #[arg(long, value_name = "FILE")]
+    query_file: Option<PathBuf>,
+    #[command(flatten)]
+    db: DbArg,
+    /// Number of results.
+    #[arg(long, short = 'k', default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    top_k: u16,
+    /// How to read the query.
+    #[arg(long, value_enum, default_value = "auto")]
+    mode: ModeArg,
+    /// Only these languages; repeatable.
+    #[arg(long = "lang", value_name = "LANG")]
+    languages: Vec<String>,
+    /// Only paths matching this glob (relative to the repository); repeatable.
+    #[arg(long = "path", value_name = "GLOB")]
+    paths: Vec<String>,
+    /// Only this repository (its path or directory name); repeatable.
+    #[arg(long = "repo", value_name = "REPO")]
+    repos: Vec<String>,
+    /// Print hits as a JSON array.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct StatusArgs {
+    #[command(flatten)]
+    db: DbArg,
+    /// Print as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct ModelsArgs {
+    #[command(subcommand)]
+    action: Option<ModelsAction>,
+}
+
+#[derive(Subcommand, Debug)]
+enum ModelsAction {
+    /// List known models and whether they are installed (the default).
+    List,
+    /// Download a model (default: the default model).
+    Fetch {
+        /// Model id.
+        model: Option<String>,
+    },
+}
+
+/// An error that is the user's to fix in how they called us: exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct UsageError(String);
+
+fn main() -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("QUARRY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            if err.downcast_ref::<UsageError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Index(args) => index(args).await,
+        Command::Search(args) => search(args).await,
+        Command::Status(args) => status(args).await,
+        Command::Models(args) => models(args),
+    }
+}
+
+fn load_embedder(spec: &'static ModelSpec) -> Result<Embedder> {
+    let home = quarry_home();
+    let bar = ProgressBar::hidden();
+    let dir = ensure_model(&home, spec, &mut |event| fetch_progress(&bar, spec, event))
+        .with_context(|| format!("obtaining model {}", spec.id))?;
+    bar.finish_and_clear();
+    let (device, description) = select_device(DevicePreference::Auto);
+    tracing::info!(device = %description, "loading {}", spec.id);
+    Embedder::load(&dir, spec, device).with_context(|| format!("loading model {}", spec.id))
+}
+
+fn fetch_progress(bar: &ProgressBar, spec: &ModelSpec, event: FetchEvent) {
+    match event {
+        FetchEvent::Started { source } => {
+            if std::io::stderr().is_terminal() {
+                bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            }
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+                )
+                .expect("template")
+                .progress_chars("=> "),
+            );
+            bar.set_message(format!("fetching {} from {source}", spec.id));
+            eprintln!("Fetching model {} from {source} (first use only)", spec.id);
+        }
+        FetchEvent::Progress { done, total } => {
+            if let Some(total) = total {
+                bar.set_length(total);
+            }
+            bar.set_position(done);
+        }
+        FetchEvent::Verifying => bar.set_message("verifying sha256"),
+        FetchEvent::Finished { dir } => {
+            bar.finish_and_clear();
+            eprintln!("Model installed in {}", dir.display());
+        }
+    }
+}
+
+async fn index(args: IndexArgs) -> Result<()> {
+    let db = args.db.resolve();
+    for dir in &args.dirs {
+        if !dir.is_dir() {
+            return Err(UsageError(format!("{} is not a directory", dir.display())).into());
+        }
+    }
+    let spec = DEFAULT_MODEL;
+    if args.rebuild {
+        Store::destroy(&db).with_context(|| format!("removing the index at {}", db.display()))?;
+    }
+    let meta = IndexMeta::new(spec.id, spec.dim);
+    let store = Store::open_or_create(&db, &meta).await.map_err(store_error)?;
+    let embedder = load_embedder(spec)?;
+    let options = IndexOptions {
+        max_file_size: args.max_file_size,
+        exclude: args.exclude.clone(),
+        ..IndexOptions::default()
+    };
+    let mut reports = Vec::new();
+    for dir in &args.dirs {
+        let bar = index_bar(args.json);
+        let mut on_progress = |event: IndexProgress| match event {
+            IndexProgress::Scanned { files, changed } => {
+                bar.set_length(changed as u64);
+                bar.set_message(format!("{files} files, {changed} to index"));
+            }
+            IndexProgress::Advanced {
+                files_done,
+                chunks_done,
+                ..
+            } => {
+                bar.set_position(files_done as u64);
+                let secs = bar.elapsed().as_secs_f64().max(0.001);
+                bar.set_message(format!(
+                    "{chunks_done} chunks, {:.0} files/s, {:.0} chunks/s",
+                    files_done as f64 / secs,
+                    chunks_done as f64 / secs
+                ));
+            }
+            IndexProgress::Optimizing => bar.set_message("optimising the index"),
+        };
+        let report = quarry_index::index_root(&store, &embedder, dir, &options, &mut on_progress)
+            .await
+            .with_context(|| format!("indexing {}", dir.display()))?;
+        bar.finish_and_clear();
+        if !args.json {
+            output::print_index_report(&report);
+        }
+        reports.push(report);
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&index_summary(&reports, &db))?);
+    } else {
+        println!("Index: {}", db.display());
+    }
+    Ok(())
+}
+
+fn index_bar(json: bool) -> ProgressBar {
+    if json || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} files  {msg}  ETA {eta}")
+            .expect("template")
+            .progress_chars("=> "),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+fn index_summary(reports: &[IndexReport], db: &Path) -> serde_json::Value {
+    let sum = |f: fn(&IndexReport) -> usize| reports.iter().map(f).sum::<usize>();
+    serde_json::json!({
+        "db": db,
+        "files_scanned": sum(|r| r.files_scanned),
+        "files_changed": sum(|r| r.files_changed),
+        "files_deleted": sum(|r| r.files_deleted),
+        "files_skipped": sum(|r| r.skipped.len()),
+        "chunks_total": sum(|r| r.chunks_total),
+        "chunks_embedded": sum(|r| r.chunks_embedded),
+        "seconds": reports.iter().map(|r| r.seconds).sum::<f64>(),
+        "roots": reports,
+    })
+}
+
+fn store_error(err: StoreError) -> anyhow::Error {
+    match err {
+        StoreError::NotAnIndex { .. } | StoreError::Missing { .. } => UsageError(err.to_string()).into(),
+        other => other.into(),
+    }
+}
+
+fn read_query(args: &SearchArgs) -> Result<String> {
+    match (&args.query, &args.query_file) {
+        (Some(q), _) => Ok(q.clone()),
+        (None, Some(path)) if path.as_os_str() == "-" => {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("reading the query from standard input")?;
+            Ok(text)
+        }
+        (None, Some(path)) => {
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("reading the query file {}", path.display()))?;
+            Ok(String::from_utf8_lossy(&bytes).into_owned())
+        }
+        (None, None) => Err(UsageError("give a QUERY or --query-file".into()).into()),
+    }
+}
+
+async fn search(args: SearchArgs) -> Result<()> {
+    let query = read_query(&args)?;
+    if query.trim().is_empty() {
+        return Err(UsageError(SearchError::EmptyQuery.to_string()).into());
+    }
+    for lang in &args.languages {
+        if !quarry_chunk::languages().contains(&lang.as_str()) && lang != "text" {
+            return Err(UsageError(format!(
+                "unknown language `{lang}`; known: {}, text",
+                quarry_chunk::languages().join(", ")
+            ))
+            .into());
+        }
+    }
+    let db = args.db.resolve();
+    let store = Store::open(&db).await.map_err(store_error)?;
+    let model_id = store.meta().model.clone();
+    let spec = find_model(&model_id).ok_or_else(|| {
+        anyhow::anyhow!(
+            "the index at {} was built with model `{model_id}`, which this Quarry does not know; rebuild it with `quarry index --rebuild DIR`",
+            db.display()
+        )
+    })?;
+    store
+        .check_model(&IndexMeta::new(spec.id, spec.dim))
+        .map_err(store_error)?;
+    let embedder = load_embedder(spec)?;
+    let request = SearchRequest {
+        query,
+        mode: args.mode.into(),
+        top_k: args.top_k as usize,
+        languages: args.languages.clone(),
+        path_globs: args.paths.clone(),
+        repos: args.repos.clone(),
+    };
+    let outcome = match quarry_search::search(&store, &embedder, &request).await {
+        Ok(outcome) => outcome,
+        Err(e @ (SearchError::EmptyQuery | SearchError::BadGlob { .. } | SearchError::UnknownRepo(_))) => {
+            return Err(UsageError(e.to_string()).into())
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&outcome.hits)?);
+    } else {
+        output::print_hits(&outcome);
+    }
+    Ok(())
+}
+
+async fn status(args: StatusArgs) -> Result<()> {
+    let db = args.db.resolve();
+    let store = Store::open(&db).await.map_err(store_error)?;
+    let status = store.status().await?;
+    if args.json {
+        let value = serde_json::json!({
+            "db": status.db,
+            "roots": status.roots,
+            "files": status.files,
+            "chunks": status.chunks,
+            "model": status.meta.model,
+            "dim": status.meta.dim,
+            "schema_version": status.meta.schema_version,
+            "bytes": status.bytes,
+            "versions": status.versions,
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        output::print_status(&status);
+    }
+    Ok(())
+}
+
+fn models(args: ModelsArgs) -> Result<()> {
+    let home = quarry_home();
+    match args.action.unwrap_or(ModelsAction::List) {
+        ModelsAction::List => {
+            let (_, device) = select_device(DevicePreference::Auto);
+            println!("Models in {} (device: {device})", home.join("models").display());
+            for spec in known_models() {
+                let installed = is_installed(&home, spec);
+                println!(
+                    "  {}{}  {}-d, {} tokens  {}",
+                    spec.id,
+                    if spec.id == DEFAULT_MODEL.id { " (default)" } else { "" },
+                    spec.dim,
+                    spec.max_tokens,
+                    if installed {
+                        format!("installed at {}", model_dir(&home, spec).display())
+                    } else {
+                        "not installed (`quarry models fetch`)".to_string()
+                    }
+                );
+            }
+            Ok(())
+        }
+        ModelsAction::Fetch { model } => {
+            let spec = match model {
+                None => DEFAULT_MODEL,
+                Some(id) => find_model(&id).ok_or_else(|| {
+                    UsageError(format!(
+                        "unknown model `{id}`; known: {}",
+                        known_models().iter().map(|m| m.id).collect::<Vec<_>>().join(", ")
+                    ))
+                })?,
+            };
+            if is_installed(&home, spec) {
+                println!("{} is already installed in {}", spec.id, model_dir(&home, spec).display());
+                return Ok(());
+            }
+            let bar = ProgressBar::hidden();
+            let dir = ensure_model(&home, spec, &mut |event| fetch_progress(&bar, spec, event))?;
+            println!("{} installed in {}", spec.id, dir.display());
+            Ok(())
+        }
+    }
+}

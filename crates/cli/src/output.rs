@@ -1,0 +1,169 @@
+//! Human-readable output: colours only on a terminal (and never with
+//! `NO_COLOR`), matched query identifiers highlighted in snippets.
+
+use std::io::IsTerminal;
+
+use quarry_index::IndexReport;
+use quarry_search::SearchOutcome;
+use quarry_store::IndexStatus;
+
+/// Lines of each hit shown in the terminal.
+const SNIPPET_LINES: usize = 12;
+/// Skipped files listed individually before summarising the rest.
+const SKIPPED_SHOWN: usize = 10;
+
+struct Style {
+    color: bool,
+}
+
+impl Style {
+    fn detect() -> Self {
+        Self {
+            color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        }
+    }
+
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+}
+
+pub fn print_index_report(report: &IndexReport) {
+    println!(
+        "Indexed {}: {} files scanned, {} changed, {} deleted, {} skipped; {} chunks ({} embedded) in {:.1}s",
+        report.root,
+        report.files_scanned,
+        report.files_changed,
+        report.files_deleted,
+        report.skipped.len(),
+        report.chunks_total,
+        report.chunks_embedded,
+        report.seconds
+    );
+    for skipped in report.skipped.iter().take(SKIPPED_SHOWN) {
+        println!("  skipped {}: {}", skipped.path, skipped.reason);
+    }
+    if report.skipped.len() > SKIPPED_SHOWN {
+        println!("  ... and {} more skipped", report.skipped.len() - SKIPPED_SHOWN);
+    }
+    if !report.lossy_files.is_empty() {
+        println!(
+            "  {} file(s) were not valid UTF-8 and were indexed with replacement characters, e.g. {}",
+            report.lossy_files.len(),
+            report.lossy_files[0]
+        );
+    }
+}
+
+pub fn print_hits(outcome: &SearchOutcome) {
+    let style = Style::detect();
+    if outcome.hits.is_empty() {
+        println!("No results ({} mode).", outcome.mode.as_str());
+        return;
+    }
+    let mut needles: Vec<String> = outcome
+        .analysis
+        .identifiers
+        .iter()
+        .chain(outcome.analysis.terms.iter())
+        .filter(|t| t.len() >= 3)
+        .map(|t| t.to_lowercase())
+        .collect();
+    needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
+    needles.dedup();
+    println!("{} results ({} mode)", outcome.hits.len(), outcome.mode.as_str());
+    for (rank, hit) in outcome.hits.iter().enumerate() {
+        println!();
+        println!(
+            "{} {} {}  {}  {}",
+            style.paint("1;36", &format!("{:>2}.", rank + 1)),
+            style.paint("2", &format!("{:.4}", hit.score)),
+            style.paint("1;32", &format!("{}:{}-{}", hit.path, hit.start_line, hit.end_line)),
+            style.paint("1", &hit.symbol),
+            style.paint("2", &format!("{} {} in {}", hit.language, hit.kind, hit.root)),
+        );
+        let lines: Vec<&str> = hit.text.lines().collect();
+        for (i, line) in lines.iter().take(SNIPPET_LINES).enumerate() {
+            let number = hit.start_line as usize + i;
+            println!(
+                "{} {}",
+                style.paint("2", &format!("{number:>5} │")),
+                highlight(line, &needles, &style)
+            );
+        }
+        if lines.len() > SNIPPET_LINES {
+            println!("{}", style.paint("2", &format!("      │ ... {} more lines", lines.len() - SNIPPET_LINES)));
+        }
+    }
+}
+
+/// Marks case-insensitive occurrences of `needles` in `line`.
+fn highlight(line: &str, needles: &[String], style: &Style) -> String {
+    if !style.color || needles.is_empty() {
+        return line.to_string();
+    }
+    let lower = line.to_lowercase();
+    if lower.len() != line.len() {
+        // Lower-casing changed byte offsets (non-ASCII): show it plain.
+        return line.to_string();
+    }
+    let mut marked = vec![false; line.len()];
+    for needle in needles {
+        let mut from = 0;
+        while let Some(pos) = lower[from..].find(needle.as_str()) {
+            let start = from + pos;
+            marked[start..start + needle.len()].iter_mut().for_each(|m| *m = true);
+            from = start + needle.len();
+        }
+    }
+    let mut out = String::new();
+    let mut in_mark = false;
+    for (i, ch) in line.char_indices() {
+        if marked[i] != in_mark {
+            out.push_str(if marked[i] { "\x1b[1;33m" } else { "\x1b[0m" });
+            in_mark = marked[i];
+        }
+        out.push(ch);
+    }
+    if in_mark {
+        out.push_str("\x1b[0m");
+    }
+    out
+}
+
+pub fn print_status(status: &IndexStatus) {
+    println!("Index:   {}", status.db.display());
+    println!("Model:   {} ({}-d, schema v{})", status.meta.model, status.meta.dim, status.meta.schema_version);
+    println!(
+        "Size:    {:.1} MiB on disk, {} versions",
+        status.bytes as f64 / (1024.0 * 1024.0),
+        status.versions
+    );
+    println!("Totals:  {} files, {} chunks", status.files, status.chunks);
+    if status.roots.is_empty() {
+        println!("Nothing indexed yet: `quarry index DIR`.");
+    }
+    for root in &status.roots {
+        println!("  {}  {} files, {} chunks", root.root, root.files, root.chunks);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn highlight_marks_case_insensitively() {
+        let style = Style { color: true };
+        let out = highlight("fn parse_config(p)", &["parse_config".into()], &style);
+        assert_eq!(out, "fn \x1b[1;33mparse_config\x1b[0m(p)");
+        let plain = Style { color: false };
+        assert_eq!(highlight("abc", &["b".into()], &plain), "abc");
+        // Lower-casing `İ` changes byte offsets: the line is shown unmarked.
+        assert_eq!(highlight("İ parse", &["parse".into()], &style), "İ parse");
+    }
+}

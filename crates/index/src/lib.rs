@@ -1,0 +1,366 @@
+//! The indexing pipeline: walk a root, find what changed since the last
+//! run, chunk the changed files with tree-sitter, embed the chunks and write
+//! them to the store in a few large commits.
+
+pub mod walk;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use quarry_chunk::{Chunk, ChunkConfig, TokenCounter};
+use quarry_models::Embedder;
+use quarry_store::{ChunkRow, FileRow, Store};
+use xxhash_rust::xxh3::xxh3_128;
+
+use walk::FoundFile;
+
+/// Default largest file that is indexed: 1 MiB. Larger files are almost
+/// always generated or data, and are reported as skipped.
+pub const DEFAULT_MAX_FILE_SIZE: u64 = 1024 * 1024;
+/// Files per pipeline batch: chunked together, embedded together, and
+/// written in one set of commits.
+const FILES_PER_BATCH: usize = 256;
+/// How many bytes are checked for a NUL byte to call a file binary.
+const BINARY_SNIFF_BYTES: usize = 8 * 1024;
+
+/// Errors that stop an indexing run (a bad file never does: it is skipped).
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    /// The root cannot be indexed.
+    #[error("cannot index {}: {reason}", path.display())]
+    Root { path: PathBuf, reason: String },
+    /// An exclude glob is malformed.
+    #[error("invalid exclude glob `{glob}`: {reason}")]
+    BadGlob { glob: String, reason: String },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] quarry_store::StoreError),
+    /// The embedding model failed.
+    #[error(transparent)]
+    Model(#[from] quarry_models::ModelError),
+}
+
+/// Settings for an indexing run.
+#[derive(Debug, Clone)]
+pub struct IndexOptions {
+    /// Files larger than this many bytes are skipped.
+    pub max_file_size: u64,
+    /// Extra globs (gitignore syntax) to leave out.
+    pub exclude: Vec<String>,
+    /// Walker threads.
+    pub threads: usize,
+    /// Chunking parameters.
+    pub chunking: ChunkConfig,
+}
+
+impl Default for IndexOptions {
+    fn default() -> Self {
+        Self {
+            max_file_size: DEFAULT_MAX_FILE_SIZE,
+            exclude: Vec::new(),
+            threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            chunking: ChunkConfig::default(),
+        }
+    }
+}
+
+/// A file or directory left out of the index, and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Skipped {
+    /// Path relative to the root.
+    pub path: String,
+    /// Human-readable reason.
+    pub reason: String,
+}
+
+/// What one indexing run did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct IndexReport {
+    /// The root, as stored.
+    pub root: String,
+    /// Files the walk found (before change detection).
+    pub files_scanned: usize,
+    /// New or modified files that were (re)chunked and embedded.
+    pub files_changed: usize,
+    /// Files whose rows were removed because they are gone.
+    pub files_deleted: usize,
+    /// Files left out, with reasons.
+    pub skipped: Vec<Skipped>,
+    /// Files that were not valid UTF-8 and were indexed with replacement characters.
+    pub lossy_files: Vec<String>,
+    /// Chunks now in the index for this root.
+    pub chunks_total: usize,
+    /// Chunks embedded during this run.
+    pub chunks_embedded: usize,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+}
+
+/// Progress events, for a progress bar or the desktop app.
+#[derive(Debug, Clone)]
+pub enum IndexProgress {
+    /// The walk finished: `files` candidates, `changed` of them need work.
+    Scanned { files: usize, changed: usize },
+    /// Work done so far on the changed files.
+    Advanced {
+        files_done: usize,
+        files_total: usize,
+        chunks_done: usize,
+        bytes_done: u64,
+    },
+    /// Compacting and (re)building the full-text index.
+    Optimizing,
+}
+
+/// Counts tokens with the embedding model's own tokenizer, so chunks are
+/// split exactly at the model window.
+struct ModelTokens<'a>(&'a Embedder);
+
+impl TokenCounter for ModelTokens<'_> {
+    fn count(&self, text: &str) -> usize {
+        self.0.count_tokens(text)
+    }
+}
+
+/// Canonical form of a root as stored in the index.
+pub fn canonical_root(dir: &Path) -> Result<PathBuf, IndexError> {
+    let canonical = dir.canonicalize().map_err(|e| IndexError::Root {
+        path: dir.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    if !canonical.is_dir() {
+        return Err(IndexError::Root {
+            path: dir.to_path_buf(),
+            reason: "not a directory".into(),
+        });
+    }
+    Ok(canonical)
+}
+
+/// Indexes `dir` into `store`: only files that are new or changed since the
+/// last run are chunked and embedded; rows of deleted files are removed.
+pub async fn index_root(
+    store: &Store,
+    embedder: &Embedder,
+    dir: &Path,
+    options: &IndexOptions,
+    on_progress: &mut (dyn FnMut(IndexProgress) + Send),
+) -> Result<IndexReport, IndexError> {
+    let started = Instant::now();
+    let root_path = canonical_root(dir)?;
+    let root = root_path.to_string_lossy().into_owned();
+    let walked = walk::walk(&root_path, options)?;
+    let mut report = IndexReport {
+        root: root.clone(),
+        files_scanned: walked.files.len(),
+        skipped: walked.skipped,
+        ..IndexReport::default()
+    };
+
+    let known = store.files_under(&root).await?;
+    let present: HashSet<&str> = walked.files.iter().map(|f| f.rel.as_str()).collect();
+    let mut deleted: Vec<String> = known
+        .keys()
+        .filter(|p| !present.contains(p.as_str()))
+        // A file skipped now (too large, unreadable) is no longer indexed.
+        .cloned()
+        .collect();
+    let changed: Vec<&FoundFile> = walked
+        .files
+        .iter()
+        .filter(|f| match known.get(&f.rel) {
+            Some(row) => row.size != f.size || row.mtime_ns != f.mtime_ns,
+            None => true,
+        })
+        .collect();
+    on_progress(IndexProgress::Scanned {
+        files: walked.files.len(),
+        changed: changed.len(),
+    });
+
+    let tokens = ModelTokens(embedder);
+    let mut files_done = 0;
+    let mut bytes_done = 0;
+    for batch in changed.chunks(FILES_PER_BATCH) {
+        let mut paths = Vec::new();
+        let mut file_rows = Vec::new();
+        let mut pending: Vec<(String, Chunk)> = Vec::new();
+        let mut touched = Vec::new();
+        for file in batch {
+            files_done += 1;
+            bytes_done += file.size;
+            let loaded = match load(file) {
+                Load::Text { text, lossy } => {
+                    if lossy {
+                        report.lossy_files.push(file.rel.clone());
+                    }
+                    text
+                }
+                Load::Skip(reason) => {
+                    report.skipped.push(Skipped {
+                        path: file.rel.clone(),
+                        reason,
+                    });
+                    if known.contains_key(&file.rel) {
+                        deleted.push(file.rel.clone());
+                    }
+                    continue;
+                }
+                Load::Vanished => {
+                    if known.contains_key(&file.rel) {
+                        deleted.push(file.rel.clone());
+                    }
+                    report.skipped.push(Skipped {
+                        path: file.rel.clone(),
+                        reason: "vanished before it could be read".into(),
+                    });
+                    continue;
+                }
+            };
+            let content_hash = hash_hex(loaded.as_bytes());
+            if let Some(old) = known.get(&file.rel) {
+                if old.content_hash == content_hash {
+                    // Touched but unchanged: record the new mtime only.
+                    touched.push(FileRow {
+                        mtime_ns: file.mtime_ns,
+                        size: file.size,
+                        ..old.clone()
+                    });
+                    continue;
+                }
+            }
+            let chunks = quarry_chunk::chunk_source(
+                Path::new(&file.rel),
+                &loaded,
+                &options.chunking,
+                &tokens,
+            );
+            paths.push(file.rel.clone());
+            file_rows.push(FileRow {
+                root: root.clone(),
+                path: file.rel.clone(),
+                size: file.size,
+                mtime_ns: file.mtime_ns,
+                content_hash,
+                chunks: chunks.len() as u32,
+            });
+            pending.extend(chunks.into_iter().map(|c| (file.rel.clone(), c)));
+        }
+        report.files_changed += paths.len();
+
+        let texts: Vec<&str> = pending.iter().map(|(_, c)| c.embed_text.as_str()).collect();
+        let vectors = embedder.embed(&texts)?;
+        report.chunks_embedded += vectors.len();
+        let rows: Vec<ChunkRow> = pending
+            .into_iter()
+            .zip(vectors)
+            .map(|((path, chunk), vector)| chunk_row(&root, path, chunk, vector))
+            .collect();
+        store.replace_files(&root, &paths, &file_rows, &rows).await?;
+        if !touched.is_empty() {
+            let touched_paths: Vec<String> = touched.iter().map(|f| f.path.clone()).collect();
+            store.update_file_records(&root, &touched_paths, &touched).await?;
+        }
+        on_progress(IndexProgress::Advanced {
+            files_done,
+            files_total: changed.len(),
+            chunks_done: report.chunks_embedded,
+            bytes_done,
+        });
+    }
+
+    if !deleted.is_empty() {
+        deleted.sort();
+        deleted.dedup();
+        report.files_deleted = deleted.len();
+        store.replace_files(&root, &deleted, &[], &[]).await?;
+    }
+    on_progress(IndexProgress::Optimizing);
+    store.optimize().await?;
+    let status = store.status().await?;
+    report.chunks_total = status
+        .roots
+        .iter()
+        .find(|r| r.root == root)
+        .map_or(0, |r| r.chunks);
+    report.skipped.sort_by(|a, b| a.path.cmp(&b.path));
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+fn chunk_row(root: &str, path: String, chunk: Chunk, vector: Vec<f32>) -> ChunkRow {
+    let content_hash = hash_hex(chunk.embed_text.as_bytes());
+    let identity = format!(
+        "{root}\0{path}\0{}\0{}\0{}\0{}\0{content_hash}",
+        chunk.kind.as_str(),
+        chunk.symbol,
+        chunk.start_line,
+        chunk.end_line
+    );
+    ChunkRow {
+        id: hash_hex(identity.as_bytes()),
+        root: root.to_string(),
+        path,
+        language: chunk.language,
+        kind: chunk.kind.as_str().to_string(),
+        symbol: chunk.symbol,
+        start_line: chunk.start_line,
+        end_line: chunk.end_line,
+        content_hash,
+        text: chunk.text,
+        vector,
+    }
+}
+
+fn hash_hex(bytes: &[u8]) -> String {
+    format!("{:032x}", xxh3_128(bytes))
+}
+
+enum Load {
+    Text { text: String, lossy: bool },
+    Skip(String),
+    Vanished,
+}
+
+/// Reads a file as text: binary files are skipped, invalid UTF-8 is kept
+/// searchable with replacement characters.
+fn load(file: &FoundFile) -> Load {
+    let bytes = match std::fs::read(&file.abs) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Load::Vanished,
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            return Load::Skip("permission denied".into())
+        }
+        Err(e) => return Load::Skip(format!("unreadable: {e}")),
+    };
+    if bytes.len() as u64 > file.size.max(1) * 4 && bytes.len() > BINARY_SNIFF_BYTES {
+        // Grew enormously between walk and read (a log being written):
+        // leave it to the next run rather than index a moving target.
+        return Load::Skip("changed size while being read".into());
+    }
+    if bytes[..bytes.len().min(BINARY_SNIFF_BYTES)].contains(&0) {
+        return Load::Skip("binary file".into());
+    }
+    match String::from_utf8(bytes) {
+        Ok(text) => Load::Text { text, lossy: false },
+        Err(e) => Load::Text {
+            text: String::from_utf8_lossy(e.as_bytes()).into_owned(),
+            lossy: true,
+        },
+    }
+}
+
+/// Removes every row of `dir`'s root from the store.
+pub async fn remove_root(store: &Store, dir: &Path) -> Result<(), IndexError> {
+    let root = match canonical_root(dir) {
+        Ok(root) => root.to_string_lossy().into_owned(),
+        // A root that no longer exists is removed by its stored name.
+        Err(_) => dir.to_string_lossy().into_owned(),
+    };
+    store.remove_root(&root).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,147 @@
+//! Walk and pipeline tests on real files, a real LanceDB and the real model.
+
+use std::fs;
+use std::sync::OnceLock;
+
+use super::*;
+use quarry_models::{ensure_model, quarry_home, select_device, DevicePreference, DEFAULT_MODEL};
+use quarry_store::IndexMeta;
+
+fn write(root: &Path, rel: &str, contents: &[u8]) {
+    let path = root.join(rel);
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, contents).unwrap();
+}
+
+fn rels(result: &walk::WalkResult) -> Vec<&str> {
+    result.files.iter().map(|f| f.rel.as_str()).collect()
+}
+
+#[test]
+fn walk_honours_ignore_files_hidden_and_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(root, ".gitignore", b"target/\n*.log\n");
+    write(root, "src/main.rs", b"fn main() {}\n");
+    write(root, "target/debug/gen.rs", b"fn generated() {}\n");
+    write(root, "app.log", b"log line\n");
+    write(root, ".hidden/secret.py", b"x = 1\n");
+    write(root, "sub/.quarryignore", b"skipme.py\n");
+    write(root, "sub/skipme.py", b"x = 2\n");
+    write(root, "sub/keep.py", b"x = 3\n");
+    write(root, "big.txt", &vec![b'a'; 2048]);
+    let options = IndexOptions {
+        max_file_size: 1024,
+        exclude: vec!["*.md".into()],
+        ..IndexOptions::default()
+    };
+    write(root, "README.md", b"# hi\n");
+    let result = walk::walk(root, &options).unwrap();
+    assert_eq!(rels(&result), vec!["src/main.rs", "sub/keep.py"]);
+    assert_eq!(result.skipped.len(), 1, "{:?}", result.skipped);
+    assert_eq!(result.skipped[0].path, "big.txt");
+    assert!(result.skipped[0].reason.contains("larger than"));
+}
+
+#[test]
+fn walk_reports_symlink_loops_and_keeps_going() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(root, "a/file.rs", b"fn f() {}\n");
+    std::os::unix::fs::symlink(root.join("a"), root.join("a/loop")).unwrap();
+    let result = walk::walk(root, &IndexOptions::default()).unwrap();
+    assert_eq!(rels(&result), vec!["a/file.rs"]);
+    assert!(
+        result.skipped.iter().any(|s| s.reason.contains("symlink loop")),
+        "{:?}",
+        result.skipped
+    );
+}
+
+#[test]
+fn walk_rejects_bad_glob() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = IndexOptions {
+        exclude: vec!["{unclosed".into()],
+        ..IndexOptions::default()
+    };
+    let err = walk::walk(dir.path(), &options).unwrap_err();
+    assert!(err.to_string().contains("{unclosed"), "{err}");
+}
+
+#[test]
+fn load_classifies_binary_lossy_and_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let found = |rel: &str| FoundFile {
+        abs: dir.path().join(rel),
+        rel: rel.into(),
+        size: 4,
+        mtime_ns: 0,
+    };
+    write(dir.path(), "bin.dat", b"\x7fELF\0\0\x01");
+    write(dir.path(), "latin1.py", b"name = 'caf\xe9'\n");
+    assert!(matches!(load(&found("bin.dat")), Load::Skip(r) if r == "binary file"));
+    match load(&found("latin1.py")) {
+        Load::Text { text, lossy } => {
+            assert!(lossy);
+            assert!(text.contains("caf\u{fffd}"));
+        }
+        _ => panic!("latin-1 text must stay indexable"),
+    }
+    assert!(matches!(load(&found("gone.py")), Load::Vanished));
+}
+
+fn embedder() -> &'static Embedder {
+    static EMBEDDER: OnceLock<Embedder> = OnceLock::new();
+    EMBEDDER.get_or_init(|| {
+        let dir = ensure_model(&quarry_home(), DEFAULT_MODEL, &mut |_| {}).expect("model");
+        let (device, _) = select_device(DevicePreference::Cpu);
+        Embedder::load(&dir, DEFAULT_MODEL, device).expect("load model")
+    })
+}
+
+fn meta() -> IndexMeta {
+    IndexMeta::new(DEFAULT_MODEL.id, DEFAULT_MODEL.dim)
+}
+
+#[test]
+fn reindex_skips_unchanged_and_drops_deleted() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let repo = tempfile::tempdir().unwrap();
+        let db = tempfile::tempdir().unwrap();
+        let root = repo.path();
+        write(root, "lib.rs", b"/// Adds two numbers.\npub fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n");
+        write(root, "util.py", b"def shout(text):\n    return text.upper() + '!'\n");
+        write(root, "image.png", b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR");
+        let store = Store::open_or_create(&db.path().join("idx"), &meta()).await.unwrap();
+        let options = IndexOptions::default();
+
+        let first = index_root(&store, embedder(), root, &options, &mut |_| {}).await.unwrap();
+        assert_eq!(first.files_scanned, 3);
+        assert_eq!(first.files_changed, 2);
+        assert!(first.skipped.iter().any(|s| s.path == "image.png" && s.reason == "binary file"));
+        assert!(first.chunks_total >= 2);
+        let prints = store.chunk_fingerprints().await.unwrap();
+
+        let second = index_root(&store, embedder(), root, &options, &mut |_| {}).await.unwrap();
+        assert_eq!(second.files_changed, 0);
+        assert_eq!(second.chunks_embedded, 0);
+        assert_eq!(store.chunk_fingerprints().await.unwrap(), prints, "same tree, same rows");
+
+        fs::remove_file(root.join("util.py")).unwrap();
+        let third = index_root(&store, embedder(), root, &options, &mut |_| {}).await.unwrap();
+        assert_eq!(third.files_deleted, 1);
+        let after = store.chunk_fingerprints().await.unwrap();
+        assert!(after.iter().all(|p| p.1 != "util.py"), "{after:?}");
+        assert!(after.iter().any(|p| p.2 == "add"));
+
+        // A file whose mtime changes but whose bytes do not is not re-embedded.
+        let contents = fs::read(root.join("lib.rs")).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        fs::write(root.join("lib.rs"), contents).unwrap();
+        let fourth = index_root(&store, embedder(), root, &options, &mut |_| {}).await.unwrap();
+        assert_eq!((fourth.files_changed, fourth.chunks_embedded), (0, 0));
+        assert_eq!(store.chunk_fingerprints().await.unwrap(), after);
+    });
+}

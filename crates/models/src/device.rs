@@ -1,0 +1,34 @@
+use candle_core::Device;
+
+/// Which device to run the model on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DevicePreference {
+    /// A GPU when the crate was built with the `cuda` or `metal` feature and one
+    /// is available, else the CPU.
+    #[default]
+    Auto,
+    /// Always the CPU.
+    Cpu,
+}
+
+/// Picks a device and returns it with a human description ("cpu (8 threads)", "cuda:0").
+pub fn select_device(pref: DevicePreference) -> (Device, String) {
+    if pref == DevicePreference::Auto {
+        #[cfg(feature = "cuda")]
+        {
+            match Device::new_cuda(0) {
+                Ok(d) => return (d, "cuda:0".to_string()),
+                Err(e) => tracing::warn!("CUDA device 0 not usable ({e}); using the CPU"),
+            }
+        }
+        #[cfg(feature = "metal")]
+        {
+            match Device::new_metal(0) {
+                Ok(d) => return (d, "metal:0".to_string()),
+                Err(e) => tracing::warn!("Metal device 0 not usable ({e}); using the CPU"),
+            }
+        }
+    }
+    let threads = candle_core::utils::get_num_threads();
+    (Device::Cpu, format!("cpu ({threads} threads)"))
+}

@@ -1,0 +1,180 @@
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config};
+use tokenizers::{Tokenizer, TruncationParams};
+
+use crate::error::ModelError;
+use crate::spec::ModelSpec;
+
+/// Maximum number of texts per forward pass.
+const MAX_BATCH: usize = 32;
+/// Maximum padded tokens (batch size x longest sequence) per forward pass.
+const TOKEN_BUDGET: usize = 32 * 128;
+
+/// A sentence encoder: BERT, mean pooling over the attention mask, L2 normalisation.
+///
+/// `Embedder` is `Send + Sync`; share it (e.g. in an `Arc`) between threads.
+pub struct Embedder {
+    spec: &'static ModelSpec,
+    model: BertModel,
+    /// Truncates to `spec.max_tokens`, no padding.
+    tokenizer: Tokenizer,
+    /// No truncation: for counting tokens.
+    counter: Tokenizer,
+    device: Device,
+}
+
+impl std::fmt::Debug for Embedder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Embedder")
+            .field("model", &self.spec.id)
+            .field("device", &self.device)
+            .finish()
+    }
+}
+
+impl Embedder {
+    /// Loads the model files (config.json, model.safetensors, tokenizer.json) from `dir`.
+    pub fn load(dir: &Path, spec: &'static ModelSpec, device: Device) -> Result<Self, ModelError> {
+        let config_path = dir.join("config.json");
+        let config_bytes =
+            std::fs::read(&config_path).map_err(|e| ModelError::io(&config_path, e))?;
+        let config: Config =
+            serde_json::from_slice(&config_bytes).map_err(|e| ModelError::Config {
+                path: config_path.clone(),
+                message: e.to_string(),
+            })?;
+
+        let weights_path = dir.join("model.safetensors");
+        let weights = std::fs::read(&weights_path).map_err(|e| ModelError::io(&weights_path, e))?;
+        let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &device)?;
+        let model = BertModel::load(vb, &config)?;
+
+        let tokenizer_path = dir.join("tokenizer.json");
+        let mut counter = Tokenizer::from_file(&tokenizer_path).map_err(|e| {
+            ModelError::Tokenizer(format!("cannot load {}: {e}", tokenizer_path.display()))
+        })?;
+        counter.with_padding(None);
+        counter
+            .with_truncation(None)
+            .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+        let mut tokenizer = counter.clone();
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: spec.max_tokens,
+                ..Default::default()
+            }))
+            .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+
+        Ok(Embedder {
+            spec,
+            model,
+            tokenizer,
+            counter,
+            device,
+        })
+    }
+
+    pub fn model_id(&self) -> &str {
+        self.spec.id
+    }
+
+    pub fn dim(&self) -> usize {
+        self.spec.dim
+    }
+
+    pub fn max_tokens(&self) -> usize {
+        self.spec.max_tokens
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Embeds texts; returns one L2-normalised vector per input, in input order.
+    ///
+    /// Inputs are truncated to [`Self::max_tokens`] tokens, sorted by length and
+    /// batched so that little padding is needed.
+    pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, ModelError> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let encodings = self
+            .tokenizer
+            .encode_batch(texts.to_vec(), true)
+            .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+        let mut order: Vec<usize> = (0..encodings.len()).collect();
+        // Longest first: the first batch shows the worst-case memory right away.
+        order.sort_by_key(|&i| std::cmp::Reverse(encodings[i].get_ids().len()));
+
+        let mut out: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
+        let mut start = 0;
+        while start < order.len() {
+            let longest = encodings[order[start]].get_ids().len().max(1);
+            let fit = (TOKEN_BUDGET / longest).clamp(1, MAX_BATCH);
+            let end = (start + fit).min(order.len());
+            let batch = &order[start..end];
+            let rows: Vec<&[u32]> = batch.iter().map(|&i| encodings[i].get_ids()).collect();
+            let vectors = self.forward(&rows, longest)?;
+            for (&i, v) in batch.iter().zip(vectors) {
+                out[i] = v;
+            }
+            start = end;
+        }
+        Ok(out)
+    }
+
+    /// Embeds a search query (identical to [`Self::embed`] for this model).
+    pub fn embed_query(&self, text: &str) -> Result<Vec<f32>, ModelError> {
+        Ok(self.embed(&[text])?.pop().unwrap_or_default())
+    }
+
+    /// Number of wordpiece tokens in `text`, without special tokens and without truncation.
+    pub fn count_tokens(&self, text: &str) -> usize {
+        match self.counter.encode(text, false) {
+            Ok(enc) => enc.get_ids().len(),
+            // Tokenisation of a &str does not fail in practice; fall back to a rough estimate.
+            Err(_) => text.split_whitespace().count(),
+        }
+    }
+
+    /// One forward pass over a batch of token id rows (padded to `len`).
+    fn forward(&self, rows: &[&[u32]], len: usize) -> Result<Vec<Vec<f32>>, ModelError> {
+        let b = rows.len();
+        let mut ids = vec![0u32; b * len];
+        let mut mask = vec![0u32; b * len];
+        for (r, row) in rows.iter().enumerate() {
+            ids[r * len..r * len + row.len()].copy_from_slice(row);
+            mask[r * len..r * len + row.len()].fill(1);
+        }
+        let ids = Tensor::from_vec(ids, (b, len), &self.device)?;
+        let mask = Tensor::from_vec(mask, (b, len), &self.device)?;
+        let type_ids = ids.zeros_like()?;
+        let hidden = self.model.forward(&ids, &type_ids, Some(&mask))?; // (b, len, dim)
+        let hidden = hidden.to_dtype(DType::F32)?;
+        let mask_f = mask.to_dtype(DType::F32)?.unsqueeze(2)?; // (b, len, 1)
+        let summed = hidden.broadcast_mul(&mask_f)?.sum(1)?; // (b, dim)
+        let counts = mask_f.sum(1)?.clamp(1e-9f32, f32::MAX)?; // (b, 1)
+        let mean = summed.broadcast_div(&counts)?;
+        let norm = mean
+            .sqr()?
+            .sum_keepdim(1)?
+            .sqrt()?
+            .clamp(1e-12f32, f32::MAX)?;
+        let normed = mean.broadcast_div(&norm)?;
+        Ok(normed.to_vec2::<f32>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedder_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Embedder>();
+    }
+}

@@ -1,0 +1,360 @@
+//! Query modes, hybrid retrieval and fusion.
+//!
+//! A query is analysed (mode, identifiers, paths, traceback frames), then
+//! three candidate lists are gathered — dense vectors, BM25 full text, and
+//! exact symbol lookups for identifiers the query names — and fused with
+//! weighted reciprocal rank fusion. The weights differ per mode because the
+//! evidence differs: for prose queries the dense side is stronger, for
+//! pasted issues the lexical side is (see README, "Search").
+
+pub mod query;
+
+use std::collections::HashMap;
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use quarry_models::Embedder;
+use quarry_store::{SearchFilter, Store, StoredChunk};
+
+pub use query::{analyse, detect_mode, Mode, QueryAnalysis};
+
+/// RRF's rank offset: the classic 60, which keeps one list's top rank from
+/// drowning the others.
+const RRF_K: f32 = 60.0;
+/// Longest query text that is embedded (the model truncates at its window).
+const MAX_EMBEDDED_BYTES: usize = 8 * 1024;
+
+/// Errors a search can end with.
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    /// Nothing to search for.
+    #[error("the query is empty; describe behaviour, paste code, or paste an issue")]
+    EmptyQuery,
+    /// A `--path` glob is malformed.
+    #[error("invalid path glob `{glob}`: {reason}")]
+    BadGlob { glob: String, reason: String },
+    /// `--repo` matches no indexed root.
+    #[error("no indexed repository matches `{0}`; `quarry status` lists them")]
+    UnknownRepo(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] quarry_store::StoreError),
+    /// The model failed.
+    #[error(transparent)]
+    Model(#[from] quarry_models::ModelError),
+}
+
+/// A search as the user asked for it.
+#[derive(Debug, Clone)]
+pub struct SearchRequest {
+    /// The query text: words, a snippet or an issue.
+    pub query: String,
+    /// How to read it.
+    pub mode: Mode,
+    /// Hits to return.
+    pub top_k: usize,
+    /// Only these languages (empty: all).
+    pub languages: Vec<String>,
+    /// Only paths (relative to their root) matching one of these globs.
+    pub path_globs: Vec<String>,
+    /// Only these repositories: a root path, or its last component(s).
+    pub repos: Vec<String>,
+}
+
+impl SearchRequest {
+    /// A request with defaults: auto mode, 10 hits, no filters.
+    pub fn new(query: impl Into<String>) -> Self {
+        Self {
+            query: query.into(),
+            mode: Mode::Auto,
+            top_k: 10,
+            languages: Vec::new(),
+            path_globs: Vec::new(),
+            repos: Vec::new(),
+        }
+    }
+}
+
+/// One result. Serialised as the stable `--json` hit object.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Hit {
+    /// Path relative to the indexed root.
+    pub path: String,
+    /// The indexed root (absolute).
+    pub root: String,
+    /// Qualified symbol.
+    pub symbol: String,
+    /// Chunk kind.
+    pub kind: String,
+    /// Language.
+    pub language: String,
+    /// First line, 1-based inclusive.
+    pub start_line: u32,
+    /// Last line, 1-based inclusive.
+    pub end_line: u32,
+    /// Fused relevance score (higher is better; comparable within one search).
+    pub score: f32,
+    /// The chunk's source text.
+    pub text: String,
+}
+
+/// A finished search.
+#[derive(Debug, Clone)]
+pub struct SearchOutcome {
+    /// The mode used (auto resolved).
+    pub mode: Mode,
+    /// Hits, best first.
+    pub hits: Vec<Hit>,
+    /// The query analysis, for highlighting matched identifiers.
+    pub analysis: QueryAnalysis,
+}
+
+/// How much each kind of evidence counts in one mode.
+#[derive(Debug, Clone, Copy)]
+struct Weights {
+    dense: f32,
+    lexical: f32,
+    /// Added for a chunk that defines an identifier the query names.
+    defines: f32,
+    /// Added for a chunk in a file the query names.
+    in_path: f32,
+    /// Added for a chunk that is a traceback frame's function.
+    frame: f32,
+}
+
+fn weights(mode: Mode) -> Weights {
+    match mode {
+        Mode::Text | Mode::Auto => Weights {
+            dense: 1.0,
+            lexical: 0.6,
+            defines: 1.0,
+            in_path: 0.3,
+            frame: 1.0,
+        },
+        Mode::Code => Weights {
+            dense: 1.0,
+            lexical: 0.8,
+            defines: 0.5,
+            in_path: 0.3,
+            frame: 0.5,
+        },
+        Mode::Issue => Weights {
+            dense: 0.4,
+            lexical: 1.0,
+            defines: 0.8,
+            in_path: 0.6,
+            frame: 1.5,
+        },
+    }
+}
+
+/// Runs a search.
+pub async fn search(
+    store: &Store,
+    embedder: &Embedder,
+    request: &SearchRequest,
+) -> Result<SearchOutcome, SearchError> {
+    if request.query.trim().is_empty() {
+        return Err(SearchError::EmptyQuery);
+    }
+    let analysis = analyse(&request.query, request.mode);
+    let filter = SearchFilter {
+        languages: request.languages.clone(),
+        roots: resolve_repos(store, &request.repos).await?,
+    };
+    let globs = build_globs(&request.path_globs)?;
+    let top_k = request.top_k.max(1);
+    // Path globs filter after retrieval, so fetch more to keep recall.
+    let depth = (top_k * 5).max(50) * if globs.is_some() { 4 } else { 1 };
+    let w = weights(analysis.mode);
+
+    let embedded = embedding_text(&request.query, &analysis);
+    let vector = embedder.embed_query(&embedded)?;
+    let dense = store.vector_search(&vector, depth, &filter).await?;
+    let lexical = store
+        .text_search(&analysis.terms.join(" "), depth, &filter)
+        .await?;
+    let mut lookup_names: Vec<String> = analysis.identifiers.iter().take(16).cloned().collect();
+    lookup_names.extend(analysis.frames.iter().filter_map(|f| f.function.clone()));
+    lookup_names.sort();
+    lookup_names.dedup();
+    let defined = store.symbol_lookup(&lookup_names, depth, &filter).await?;
+
+    let mut fused: HashMap<String, (StoredChunk, f32)> = HashMap::new();
+    let mut add = |chunk: &StoredChunk, score: f32| {
+        fused
+            .entry(chunk.id.clone())
+            .or_insert_with(|| (chunk.clone(), 0.0))
+            .1 += score;
+    };
+    for (rank, (chunk, _)) in dense.iter().enumerate() {
+        add(chunk, w.dense / (RRF_K + rank as f32 + 1.0));
+    }
+    for (rank, (chunk, _)) in lexical.iter().enumerate() {
+        add(chunk, w.lexical / (RRF_K + rank as f32 + 1.0));
+    }
+    for chunk in &defined {
+        add(chunk, 0.0);
+    }
+
+    let top = 1.0 / (RRF_K + 1.0);
+    let identifiers: Vec<String> = analysis.identifiers.iter().map(|i| i.to_lowercase()).collect();
+    let mut hits: Vec<(StoredChunk, f32)> = fused
+        .into_values()
+        .filter(|(chunk, _)| globs.as_ref().is_none_or(|g| g.is_match(&chunk.path)))
+        .map(|(chunk, mut score)| {
+            let name = last_component(&chunk.symbol).to_lowercase();
+            if !name.is_empty() && identifiers.contains(&name) {
+                score += w.defines * top;
+            }
+            if analysis.paths.iter().any(|p| path_matches(&chunk.path, p)) {
+                score += w.in_path * top;
+            }
+            if analysis.frames.iter().any(|f| {
+                path_matches(&chunk.path, &f.path)
+                    && f.function.as_deref().is_some_and(|func| func.eq_ignore_ascii_case(&name))
+            }) {
+                score += w.frame * top;
+            }
+            (chunk, score)
+        })
+        .filter(|(_, score)| *score > 0.0)
+        .collect();
+    hits.sort_by(|a, b| {
+        b.1.total_cmp(&a.1)
+            .then_with(|| a.0.path.cmp(&b.0.path))
+            .then_with(|| a.0.start_line.cmp(&b.0.start_line))
+    });
+    hits.truncate(top_k);
+    Ok(SearchOutcome {
+        mode: analysis.mode,
+        hits: hits
+            .into_iter()
+            .map(|(c, score)| Hit {
+                path: c.path,
+                root: c.root,
+                symbol: c.symbol,
+                kind: c.kind,
+                language: c.language,
+                start_line: c.start_line,
+                end_line: c.end_line,
+                score,
+                text: c.text,
+            })
+            .collect(),
+        analysis,
+    })
+}
+
+/// The text to embed: the query itself, with identifiers split into words so
+/// a general-purpose model sees `parse config` for `parse_config`.
+fn embedding_text<'a>(query: &'a str, analysis: &QueryAnalysis) -> std::borrow::Cow<'a, str> {
+    let query = query::truncate(query, MAX_EMBEDDED_BYTES);
+    if analysis.mode != Mode::Text || analysis.identifiers.is_empty() {
+        return query.into();
+    }
+    let words: Vec<String> = analysis
+        .identifiers
+        .iter()
+        .map(|i| query::split_identifier(i).join(" "))
+        .collect();
+    format!("{query} ({})", words.join(", ")).into()
+}
+
+fn last_component(symbol: &str) -> &str {
+    symbol.rsplit(['.', ':']).next().unwrap_or(symbol)
+}
+
+/// Does the stored relative `path` refer to `mentioned` (which may be
+/// absolute, relative, or just a file name)?
+fn path_matches(path: &str, mentioned: &str) -> bool {
+    let mentioned = mentioned.replace('\\', "/");
+    let mentioned = mentioned.trim_start_matches("./");
+    if mentioned.is_empty() {
+        return false;
+    }
+    path == mentioned
+        || mentioned.ends_with(&format!("/{path}"))
+        || path.ends_with(&format!("/{mentioned}"))
+}
+
+fn build_globs(globs: &[String]) -> Result<Option<GlobSet>, SearchError> {
+    if globs.is_empty() {
+        return Ok(None);
+    }
+    let mut builder = GlobSetBuilder::new();
+    for glob in globs {
+        // A glob without a slash matches at any depth, as in .gitignore.
+        let pattern = if glob.contains('/') {
+            glob.clone()
+        } else {
+            format!("**/{glob}")
+        };
+        builder.add(Glob::new(&pattern).map_err(|e| SearchError::BadGlob {
+            glob: glob.clone(),
+            reason: e.to_string(),
+        })?);
+    }
+    builder.build().map(Some).map_err(|e| SearchError::BadGlob {
+        glob: globs.join(", "),
+        reason: e.to_string(),
+    })
+}
+
+async fn resolve_repos(store: &Store, repos: &[String]) -> Result<Vec<String>, SearchError> {
+    if repos.is_empty() {
+        return Ok(Vec::new());
+    }
+    let roots = store.roots().await?;
+    let mut out = Vec::new();
+    for repo in repos {
+        let canonical = std::fs::canonicalize(repo)
+            .ok()
+            .map(|p| p.to_string_lossy().into_owned());
+        let trimmed = repo.trim_end_matches('/');
+        let matched: Vec<&String> = roots
+            .iter()
+            .filter(|root| {
+                Some(root.as_str()) == canonical.as_deref()
+                    || root.as_str() == trimmed
+                    || root.ends_with(&format!("/{trimmed}"))
+            })
+            .collect();
+        if matched.is_empty() {
+            return Err(SearchError::UnknownRepo(repo.clone()));
+        }
+        out.extend(matched.into_iter().cloned());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_match_by_suffix() {
+        assert!(path_matches("src/config.rs", "src/config.rs"));
+        assert!(path_matches("src/config.rs", "/home/u/proj/src/config.rs"));
+        assert!(path_matches("app/config.py", "config.py"));
+        assert!(!path_matches("app/myconfig.py", "config.py"));
+        assert!(!path_matches("a.py", ""));
+    }
+
+    #[test]
+    fn globs_match_at_any_depth_without_slash() {
+        let set = build_globs(&["*.py".into()]).unwrap().unwrap();
+        assert!(set.is_match("pkg/mod.py"));
+        assert!(!set.is_match("src/lib.rs"));
+        let set = build_globs(&["src/**".into()]).unwrap().unwrap();
+        assert!(set.is_match("src/a/b.rs"));
+        assert!(!set.is_match("tests/a.rs"));
+        assert!(build_globs(&["[".into()]).is_err());
+    }
+
+    #[test]
+    fn last_component_of_symbols() {
+        assert_eq!(last_component("Config::parse"), "parse");
+        assert_eq!(last_component("Loader.load"), "load");
+        assert_eq!(last_component("main"), "main");
+    }
+}

@@ -1,0 +1,396 @@
+//! Understanding a query before retrieval: which mode it is in, which
+//! identifiers, file paths and traceback frames it names, and which terms to
+//! send to the full-text index.
+
+use std::collections::HashSet;
+use std::sync::OnceLock;
+
+use regex::Regex;
+
+/// What the user is asking for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Decide from the query text.
+    Auto,
+    /// A description of behaviour in words.
+    Text,
+    /// A pasted snippet: find similar code.
+    Code,
+    /// A pasted bug report or feature request: find the functions to change.
+    Issue,
+}
+
+impl Mode {
+    /// Lower-case name, as on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Auto => "auto",
+            Mode::Text => "text",
+            Mode::Code => "code",
+            Mode::Issue => "issue",
+        }
+    }
+}
+
+/// A `File "x.py", line N, in func` (Python) or `at path:line` frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// The file path as written in the trace.
+    pub path: String,
+    /// The function, when the trace names it.
+    pub function: Option<String>,
+}
+
+/// Everything the retrievers and the boosts need from the query.
+#[derive(Debug, Clone)]
+pub struct QueryAnalysis {
+    /// The mode after auto-detection.
+    pub mode: Mode,
+    /// Identifiers written in code style (snake_case, CamelCase, dotted
+    /// names' parts, calls `foo(`), most specific first, deduplicated.
+    pub identifiers: Vec<String>,
+    /// File paths mentioned (`src/foo/bar.py`, `lib.rs`).
+    pub paths: Vec<String>,
+    /// Traceback frames.
+    pub frames: Vec<Frame>,
+    /// Terms for the full-text index, most useful first.
+    pub terms: Vec<String>,
+}
+
+/// Longest query text that is analysed; longer pastes are cut (the model
+/// sees 256 tokens anyway, and BM25 gains nothing from megabytes).
+pub const MAX_ANALYSED_BYTES: usize = 64 * 1024;
+/// Most terms sent to the full-text index.
+const MAX_TERMS: usize = 64;
+
+const STOPWORDS: &[&str] = &[
+    "a", "an", "the", "and", "or", "but", "if", "then", "else", "of", "to", "in", "on", "at",
+    "by", "for", "with", "from", "into", "as", "is", "are", "was", "were", "be", "been", "being",
+    "it", "its", "this", "that", "these", "those", "there", "here", "i", "we", "you", "he",
+    "she", "they", "me", "my", "our", "your", "their", "do", "does", "did", "doing", "have",
+    "has", "had", "not", "no", "so", "can", "could", "should", "would", "will", "shall", "may",
+    "might", "must", "when", "where", "what", "which", "who", "whom", "how", "why", "all", "any",
+    "some", "such", "than", "too", "very", "just", "also", "only", "about", "up", "down", "out",
+    "over", "under", "again", "once", "after", "before", "while", "because", "both", "each",
+    "few", "more", "most", "other", "same", "own", "get", "got", "like", "using", "use", "used",
+    "way", "want", "need", "see", "e", "g", "eg", "ie", "etc", "please", "thanks", "hi", "hello",
+    "am", "let", "s", "t", "don", "doesn", "isn", "wasn", "aren", "instead", "however", "still",
+    "even", "one", "two", "new", "make", "made", "expected", "actual", "behavior", "behaviour",
+    "bug", "issue", "problem", "error", "following", "example", "code", "run", "version",
+];
+
+fn stopwords() -> &'static HashSet<&'static str> {
+    static SET: OnceLock<HashSet<&'static str>> = OnceLock::new();
+    SET.get_or_init(|| STOPWORDS.iter().copied().collect())
+}
+
+fn regex(cell: &'static OnceLock<Regex>, pattern: &str) -> &'static Regex {
+    cell.get_or_init(|| Regex::new(pattern).expect("static regex"))
+}
+
+/// Cuts `text` to at most `max` bytes on a character boundary.
+pub fn truncate(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// Analyses `query` for `mode` (`Auto` is resolved here).
+pub fn analyse(query: &str, mode: Mode) -> QueryAnalysis {
+    let query = truncate(query, MAX_ANALYSED_BYTES);
+    let mode = match mode {
+        Mode::Auto => detect_mode(query),
+        other => other,
+    };
+    let frames = frames(query);
+    let paths = paths(query);
+    let identifiers = identifiers(query, &frames);
+    let terms = terms(query, &identifiers, mode);
+    QueryAnalysis {
+        mode,
+        identifiers,
+        paths,
+        frames,
+        terms,
+    }
+}
+
+/// Guesses whether a query is prose, code or an issue report.
+pub fn detect_mode(query: &str) -> Mode {
+    static TRACEBACK: OnceLock<Regex> = OnceLock::new();
+    let traceback = regex(
+        &TRACEBACK,
+        r#"(?m)Traceback \(most recent call last\)|^\s*File "[^"]+", line \d+|panicked at|^\s+at [\w.$]+\(|^#{1,3} |Steps to reproduce|Expected (behaviou?r|result|output)"#,
+    );
+    let lines: Vec<&str> = query.lines().filter(|l| !l.trim().is_empty()).collect();
+    if lines.is_empty() {
+        return Mode::Text;
+    }
+    let code_lines = lines.iter().filter(|l| looks_like_code(l)).count();
+    let prose_lines = lines.iter().filter(|l| looks_like_prose(l)).count();
+    if traceback.is_match(query) && prose_lines >= 1 {
+        return Mode::Issue;
+    }
+    if prose_lines >= 2 && query.len() > 120 {
+        return Mode::Issue;
+    }
+    if prose_lines >= 1 && code_lines >= 1 && lines.len() >= 3 {
+        return Mode::Issue;
+    }
+    if code_lines * 2 >= lines.len() && prose_lines * 3 <= lines.len() {
+        return Mode::Code;
+    }
+    Mode::Text
+}
+
+fn looks_like_code(line: &str) -> bool {
+    static CODE: OnceLock<Regex> = OnceLock::new();
+    let code = regex(
+        &CODE,
+        r"(^\s*(def|fn|pub|class|impl|struct|enum|trait|let|const|var|function|import|from|return|if|elif|for|while|match|switch|case|#include|package|func|async|await|self\.|try|except|catch|throw|raise|static|private|public|protected|use|mod)\b)|([;{}]\s*$)|(\)\s*(->|=>|:)\s*)|(^\s*[\w.\[\]]+\s*(=|\+=|-=|:=)\s*\S)|(^\s*@\w+)|(^\s*(//|#|/\*|\*)\s)",
+    );
+    code.is_match(line)
+}
+
+fn looks_like_prose(line: &str) -> bool {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    if words.len() < 5 {
+        return false;
+    }
+    let stop = words
+        .iter()
+        .filter(|w| {
+            let w = w.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase();
+            stopwords().contains(w.as_str())
+        })
+        .count();
+    stop * 5 >= words.len() && !looks_like_code(line)
+}
+
+fn frames(query: &str) -> Vec<Frame> {
+    static PY: OnceLock<Regex> = OnceLock::new();
+    static AT: OnceLock<Regex> = OnceLock::new();
+    let py = regex(&PY, r#"File "([^"]+)", line \d+(?:, in ([\w<>]+))?"#);
+    let at = regex(&AT, r"(?:at|in) ([\w./\\-]+\.[A-Za-z]{1,5}):\d+");
+    let mut out = Vec::new();
+    for cap in py.captures_iter(query) {
+        out.push(Frame {
+            path: cap[1].to_string(),
+            function: cap
+                .get(2)
+                .map(|m| m.as_str().to_string())
+                .filter(|f| !f.starts_with('<')),
+        });
+    }
+    for cap in at.captures_iter(query) {
+        out.push(Frame {
+            path: cap[1].to_string(),
+            function: None,
+        });
+    }
+    out
+}
+
+fn paths(query: &str) -> Vec<String> {
+    static PATH: OnceLock<Regex> = OnceLock::new();
+    let path = regex(
+        &PATH,
+        r"(?:[\w.-]+/)*[\w-]+\.(?:rs|py|pyi|js|jsx|mjs|ts|tsx|go|java|c|h|cc|cpp|hpp|cxx|rb|php|toml|md)\b",
+    );
+    let mut seen = HashSet::new();
+    path.find_iter(query)
+        .map(|m| m.as_str().trim_start_matches("./").to_string())
+        .filter(|p| seen.insert(p.clone()))
+        .collect()
+}
+
+/// Splits an identifier into its lower-case words: `parseHTTPConfig_v2` ->
+/// `parse http config v2`.
+pub fn split_identifier(ident: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    for part in ident.split(|c: char| !c.is_alphanumeric()) {
+        let chars: Vec<char> = part.chars().collect();
+        let mut start = 0;
+        for i in 1..chars.len() {
+            let (prev, cur) = (chars[i - 1], chars[i]);
+            let next_lower = chars.get(i + 1).is_some_and(|c| c.is_lowercase());
+            let boundary = (prev.is_lowercase() && cur.is_uppercase())
+                || (prev.is_uppercase() && cur.is_uppercase() && next_lower)
+                || (prev.is_alphabetic() != cur.is_alphabetic());
+            if boundary {
+                words.push(chars[start..i].iter().collect::<String>());
+                start = i;
+            }
+        }
+        if start < chars.len() {
+            words.push(chars[start..].iter().collect::<String>());
+        }
+    }
+    words
+        .into_iter()
+        .map(|w| w.to_lowercase())
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+fn is_code_style(word: &str) -> bool {
+    let has_lower = word.chars().any(|c| c.is_lowercase());
+    let has_upper = word.chars().any(|c| c.is_uppercase());
+    let inner_upper = word.chars().skip(1).any(|c| c.is_uppercase());
+    word.contains('_') || (has_lower && inner_upper) || (has_upper && !has_lower && word.len() > 3 && word.contains('_'))
+}
+
+fn identifiers(query: &str, frames: &[Frame]) -> Vec<String> {
+    static WORD: OnceLock<Regex> = OnceLock::new();
+    static CALL: OnceLock<Regex> = OnceLock::new();
+    static DOTTED: OnceLock<Regex> = OnceLock::new();
+    let word = regex(&WORD, r"[A-Za-z_][A-Za-z0-9_]*");
+    let call = regex(&CALL, r"([A-Za-z_][A-Za-z0-9_]*)\s*\(");
+    let dotted = regex(&DOTTED, r"[A-Za-z_][A-Za-z0-9_]*(?:(?:\.|::)[A-Za-z_][A-Za-z0-9_]*)+");
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    let mut push = |name: &str, out: &mut Vec<String>| {
+        if name.len() >= 3 && !stopwords().contains(name.to_lowercase().as_str()) && seen.insert(name.to_string()) {
+            out.push(name.to_string());
+        }
+    };
+    for frame in frames {
+        if let Some(f) = &frame.function {
+            push(f, &mut out);
+        }
+    }
+    for m in dotted.find_iter(query) {
+        let text = m.as_str();
+        // `foo.py` is a file name, not a dotted identifier.
+        if paths(text).first().is_some_and(|p| p == text) {
+            continue;
+        }
+        for part in text.split(['.', ':']).filter(|p| !p.is_empty()) {
+            if is_code_style(part) || part.chars().next().is_some_and(|c| c.is_uppercase()) {
+                push(part, &mut out);
+            }
+        }
+        if let Some(last) = text.rsplit(['.', ':']).next() {
+            push(last, &mut out);
+        }
+    }
+    for cap in call.captures_iter(query) {
+        push(&cap[1], &mut out);
+    }
+    for m in word.find_iter(query) {
+        if is_code_style(m.as_str()) {
+            push(m.as_str(), &mut out);
+        }
+    }
+    out
+}
+
+fn terms(query: &str, identifiers: &[String], mode: Mode) -> Vec<String> {
+    static WORD: OnceLock<Regex> = OnceLock::new();
+    let word = regex(&WORD, r"[A-Za-z_][A-Za-z0-9_]*");
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for ident in identifiers {
+        let lower = ident.to_lowercase();
+        if seen.insert(lower.clone()) {
+            out.push(lower);
+        }
+    }
+    for m in word.find_iter(query) {
+        for part in split_identifier(m.as_str()) {
+            if part.len() < 2 || stopwords().contains(part.as_str()) {
+                continue;
+            }
+            // Prose words from code mode keywords add noise.
+            if mode == Mode::Code && is_keyword(&part) {
+                continue;
+            }
+            if seen.insert(part.clone()) {
+                out.push(part);
+            }
+        }
+        if out.len() >= MAX_TERMS {
+            break;
+        }
+    }
+    out.truncate(MAX_TERMS);
+    out
+}
+
+fn is_keyword(word: &str) -> bool {
+    matches!(
+        word,
+        "def" | "fn" | "pub" | "class" | "impl" | "struct" | "enum" | "trait" | "let" | "const"
+            | "var" | "function" | "import" | "return" | "self" | "mut" | "elif" | "while"
+            | "match" | "async" | "await" | "none" | "true" | "false" | "null" | "str" | "int"
+            | "string" | "void" | "static" | "public" | "private" | "new" | "this"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_modes() {
+        assert_eq!(detect_mode("retry an http request with backoff"), Mode::Text);
+        assert_eq!(detect_mode("parse_config"), Mode::Text);
+        assert_eq!(
+            detect_mode("fn add(a: i32, b: i32) -> i32 {\n    a + b\n}"),
+            Mode::Code
+        );
+        assert_eq!(
+            detect_mode("def retry(fn, attempts=3):\n    for i in range(attempts):\n        try:\n            return fn()\n        except Exception:\n            time.sleep(2 ** i)"),
+            Mode::Code
+        );
+        let issue = "Crash when the config file is empty\n\nWhen I run the tool with an empty config file it crashes instead of using the defaults.\n\nTraceback (most recent call last):\n  File \"app/config.py\", line 12, in load_config\n    return parse(text)\nValueError: empty";
+        assert_eq!(detect_mode(issue), Mode::Issue);
+        assert_eq!(
+            detect_mode("The cache is never invalidated when the file changes on disk, so stale results are shown to the user after they edit a file. It should be refreshed."),
+            Mode::Issue
+        );
+    }
+
+    #[test]
+    fn extracts_identifiers_paths_and_frames() {
+        let q = "Calling `Config::from_path` in src/config.rs panics; see parseHTTPHeader() and self.max_retries.\n  File \"pkg/net/http.py\", line 3, in send_request";
+        let a = analyse(q, Mode::Auto);
+        assert_eq!(a.frames[0].path, "pkg/net/http.py");
+        assert_eq!(a.frames[0].function.as_deref(), Some("send_request"));
+        assert_eq!(a.identifiers[0], "send_request");
+        for ident in ["Config", "from_path", "parseHTTPHeader", "max_retries"] {
+            assert!(a.identifiers.iter().any(|i| i == ident), "{ident} in {:?}", a.identifiers);
+        }
+        assert!(a.paths.contains(&"src/config.rs".to_string()), "{:?}", a.paths);
+        assert!(a.paths.contains(&"pkg/net/http.py".to_string()));
+        assert!(!a.identifiers.iter().any(|i| i == "config.rs" || i == "rs"));
+    }
+
+    #[test]
+    fn splits_identifiers() {
+        assert_eq!(split_identifier("parseHTTPHeader"), vec!["parse", "http", "header"]);
+        assert_eq!(split_identifier("max_retries2"), vec!["max", "retries", "2"]);
+        assert_eq!(split_identifier("XMLParser"), vec!["xml", "parser"]);
+    }
+
+    #[test]
+    fn terms_drop_stopwords_and_are_capped() {
+        let a = analyse("how do I retry the request with exponential backoff", Mode::Text);
+        assert_eq!(a.terms, vec!["retry", "request", "exponential", "backoff"]);
+        let huge = "lorem ipsum dolor sit amet consectetur ".repeat(100_000);
+        let a = analyse(&huge, Mode::Auto);
+        assert!(a.terms.len() <= MAX_TERMS);
+    }
+
+    #[test]
+    fn truncate_respects_char_boundaries() {
+        assert_eq!(truncate("héllo", 2), "h");
+        assert_eq!(truncate("abc", 10), "abc");
+    }
+}

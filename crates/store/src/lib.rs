@@ -1,0 +1,869 @@
+//! The on-disk index: an embedded LanceDB database with a `chunks` table
+//! (one row per searchable chunk, with its vector) and a `files` table (one
+//! row per indexed file, so a second `quarry index` can skip what has not
+//! changed).
+//!
+//! The chunks table's Arrow schema metadata records the schema version, the
+//! embedding model and its dimension. An index is only ever opened with the
+//! model that wrote it: vectors of two models are never mixed.
+
+mod arrow_rows;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use arrow_array::RecordBatch;
+use futures::TryStreamExt;
+use lancedb::index::scalar::{FtsIndexBuilder, FullTextSearchQuery};
+use lancedb::index::Index;
+use lancedb::query::{ExecutableQuery, QueryBase, Select};
+use lancedb::table::OptimizeAction;
+use lancedb::{Connection, DistanceType, Table};
+
+pub use arrow_rows::{ChunkRow, FileRow, Fingerprint, StoredChunk};
+
+/// Version of the table layout. Bump it when columns change; an index with a
+/// different version is refused with a message that says how to rebuild it.
+pub const SCHEMA_VERSION: u32 = 1;
+
+const CHUNKS_TABLE: &str = "chunks";
+const FILES_TABLE: &str = "files";
+const META_SCHEMA_VERSION: &str = "quarry.schema_version";
+const META_MODEL: &str = "quarry.model";
+const META_DIM: &str = "quarry.dim";
+/// SQL `IN (...)` lists are split into groups of this many values so a
+/// delete of thousands of paths stays one commit per group, not per file.
+const DELETE_GROUP: usize = 400;
+
+/// Errors from opening, writing or querying the index.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The directory holds something other than a Quarry index.
+    #[error("{} is not a Quarry index ({reason}); pass --db with an empty or new directory, or the directory of an existing Quarry index", dir.display())]
+    NotAnIndex { dir: PathBuf, reason: String },
+    /// The index was built with another embedding model.
+    #[error("the index at {} was built with model `{index_model}` ({index_dim}-d) but `{requested_model}` ({requested_dim}-d) was requested; search it with its own model, or rebuild it with `quarry index --rebuild`", dir.display())]
+    ModelMismatch {
+        dir: PathBuf,
+        index_model: String,
+        index_dim: usize,
+        requested_model: String,
+        requested_dim: usize,
+    },
+    /// The index was written by a different (older or newer) Quarry.
+    #[error("the index at {} has schema version {found}, this Quarry uses {expected}; rebuild it with `quarry index --rebuild`", dir.display())]
+    SchemaMismatch {
+        dir: PathBuf,
+        found: u32,
+        expected: u32,
+    },
+    /// No index exists where one was expected.
+    #[error("no Quarry index at {}; create one with `quarry index DIR`", dir.display())]
+    Missing { dir: PathBuf },
+    /// A vector of the wrong length was handed to the store.
+    #[error("vector has {got} dimensions, the index expects {expected}")]
+    Dimension { got: usize, expected: usize },
+    /// LanceDB failed.
+    #[error("index database error while {action}: {source}")]
+    Lance {
+        action: &'static str,
+        #[source]
+        source: lancedb::Error,
+    },
+    /// Arrow data did not have the expected shape.
+    #[error("index data error: {0}")]
+    Data(String),
+    /// File system failure around the index directory.
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+fn lance(action: &'static str) -> impl FnOnce(lancedb::Error) -> StoreError {
+    move |source| StoreError::Lance { action, source }
+}
+
+/// Which embedding model and layout an index was written with.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct IndexMeta {
+    /// Layout version, see [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// Embedding model id, e.g. `sentence-transformers/all-MiniLM-L6-v2`.
+    pub model: String,
+    /// Vector dimension.
+    pub dim: usize,
+}
+
+impl IndexMeta {
+    /// Metadata for a new index written with `model` of `dim` dimensions.
+    pub fn new(model: impl Into<String>, dim: usize) -> Self {
+        Self {
+            schema_version: SCHEMA_VERSION,
+            model: model.into(),
+            dim,
+        }
+    }
+
+    fn to_map(&self) -> HashMap<String, String> {
+        HashMap::from([
+            (
+                META_SCHEMA_VERSION.to_string(),
+                self.schema_version.to_string(),
+            ),
+            (META_MODEL.to_string(), self.model.clone()),
+            (META_DIM.to_string(), self.dim.to_string()),
+        ])
+    }
+
+    fn from_map(dir: &Path, map: &HashMap<String, String>) -> Result<Self> {
+        let not_ours = |reason: &str| StoreError::NotAnIndex {
+            dir: dir.to_path_buf(),
+            reason: reason.to_string(),
+        };
+        let schema_version = map
+            .get(META_SCHEMA_VERSION)
+            .ok_or_else(|| not_ours("the chunks table carries no Quarry metadata"))?
+            .parse()
+            .map_err(|_| not_ours("unreadable schema version"))?;
+        let model = map
+            .get(META_MODEL)
+            .cloned()
+            .ok_or_else(|| not_ours("no model recorded"))?;
+        let dim = map
+            .get(META_DIM)
+            .ok_or_else(|| not_ours("no dimension recorded"))?
+            .parse()
+            .map_err(|_| not_ours("unreadable dimension"))?;
+        Ok(Self {
+            schema_version,
+            model,
+            dim,
+        })
+    }
+}
+
+/// Filters every search honours.
+#[derive(Debug, Clone, Default)]
+pub struct SearchFilter {
+    /// Only chunks of these languages (empty: all).
+    pub languages: Vec<String>,
+    /// Only chunks under these roots (absolute paths; empty: all).
+    pub roots: Vec<String>,
+}
+
+impl SearchFilter {
+    fn to_sql(&self) -> Option<String> {
+        let mut clauses = Vec::new();
+        if !self.languages.is_empty() {
+            clauses.push(format!("language IN ({})", sql_list(&self.languages)));
+        }
+        if !self.roots.is_empty() {
+            clauses.push(format!("root IN ({})", sql_list(&self.roots)));
+        }
+        (!clauses.is_empty()).then(|| clauses.join(" AND "))
+    }
+}
+
+/// One indexed root with its counts.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RootStatus {
+    /// Absolute path of the indexed directory.
+    pub root: String,
+    /// Indexed files under it.
+    pub files: usize,
+    /// Chunks under it.
+    pub chunks: usize,
+}
+
+/// A summary of the whole index, for `quarry status`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct IndexStatus {
+    /// Where the index lives.
+    pub db: PathBuf,
+    /// Model and layout.
+    pub meta: IndexMeta,
+    /// Per-root counts.
+    pub roots: Vec<RootStatus>,
+    /// Total indexed files.
+    pub files: usize,
+    /// Total chunks.
+    pub chunks: usize,
+    /// Bytes on disk of the whole index directory.
+    pub bytes: u64,
+    /// Live versions of the chunks table (LanceDB keeps one per commit until pruned).
+    pub versions: usize,
+}
+
+/// An open index.
+pub struct Store {
+    dir: PathBuf,
+    meta: IndexMeta,
+    chunks: Table,
+    files: Table,
+    _conn: Connection,
+}
+
+impl Store {
+    /// Opens the index at `dir`, creating it when the directory is missing or
+    /// empty. An existing index must have been written with `meta`'s model.
+    pub async fn open_or_create(dir: &Path, meta: &IndexMeta) -> Result<Self> {
+        match Self::open(dir).await {
+            Ok(store) => {
+                store.check_model(meta)?;
+                Ok(store)
+            }
+            Err(StoreError::Missing { .. }) => Self::create(dir, meta).await,
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Opens an existing index, whatever model it was written with.
+    pub async fn open(dir: &Path) -> Result<Self> {
+        let state = inspect_dir(dir)?;
+        match state {
+            DirState::Missing | DirState::Empty => {
+                return Err(StoreError::Missing {
+                    dir: dir.to_path_buf(),
+                })
+            }
+            DirState::Foreign(reason) => {
+                return Err(StoreError::NotAnIndex {
+                    dir: dir.to_path_buf(),
+                    reason,
+                })
+            }
+            DirState::Quarry => {}
+        }
+        let conn = connect(dir).await?;
+        let chunks = conn
+            .open_table(CHUNKS_TABLE)
+            .execute()
+            .await
+            .map_err(|e| StoreError::NotAnIndex {
+                dir: dir.to_path_buf(),
+                reason: format!("the chunks table cannot be opened: {e}"),
+            })?;
+        let files = conn
+            .open_table(FILES_TABLE)
+            .execute()
+            .await
+            .map_err(|e| StoreError::NotAnIndex {
+                dir: dir.to_path_buf(),
+                reason: format!("the files table cannot be opened: {e}"),
+            })?;
+        let schema = chunks.schema().await.map_err(lance("reading the schema"))?;
+        let meta = IndexMeta::from_map(dir, schema.metadata())?;
+        if meta.schema_version != SCHEMA_VERSION {
+            return Err(StoreError::SchemaMismatch {
+                dir: dir.to_path_buf(),
+                found: meta.schema_version,
+                expected: SCHEMA_VERSION,
+            });
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            meta,
+            chunks,
+            files,
+            _conn: conn,
+        })
+    }
+
+    async fn create(dir: &Path, meta: &IndexMeta) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+            action: "creating index directory",
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let conn = connect(dir).await?;
+        let chunk_schema = arrow_rows::chunk_schema(meta.dim, meta.to_map());
+        let file_schema = arrow_rows::file_schema();
+        // The files table is created first: a directory with only `files`
+        // is recognised as an interrupted creation and recreated.
+        let files = conn
+            .create_empty_table(FILES_TABLE, file_schema)
+            .execute()
+            .await
+            .map_err(lance("creating the files table"))?;
+        let chunks = conn
+            .create_empty_table(CHUNKS_TABLE, chunk_schema)
+            .execute()
+            .await
+            .map_err(lance("creating the chunks table"))?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            meta: meta.clone(),
+            chunks,
+            files,
+            _conn: conn,
+        })
+    }
+
+    /// Deletes the index at `dir` (only if it is a Quarry index or empty).
+    pub fn destroy(dir: &Path) -> Result<()> {
+        match inspect_dir(dir)? {
+            DirState::Missing => Ok(()),
+            DirState::Foreign(reason) => Err(StoreError::NotAnIndex {
+                dir: dir.to_path_buf(),
+                reason,
+            }),
+            DirState::Empty | DirState::Quarry => {
+                std::fs::remove_dir_all(dir).map_err(|source| StoreError::Io {
+                    action: "removing index",
+                    path: dir.to_path_buf(),
+                    source,
+                })
+            }
+        }
+    }
+
+    /// Model and layout of this index.
+    pub fn meta(&self) -> &IndexMeta {
+        &self.meta
+    }
+
+    /// Directory of this index.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Refuses an index written by another model than `wanted`.
+    pub fn check_model(&self, wanted: &IndexMeta) -> Result<()> {
+        if self.meta.model != wanted.model || self.meta.dim != wanted.dim {
+            return Err(StoreError::ModelMismatch {
+                dir: self.dir.clone(),
+                index_model: self.meta.model.clone(),
+                index_dim: self.meta.dim,
+                requested_model: wanted.model.clone(),
+                requested_dim: wanted.dim,
+            });
+        }
+        Ok(())
+    }
+
+    /// The files recorded under `root`, keyed by relative path.
+    pub async fn files_under(&self, root: &str) -> Result<HashMap<String, FileRow>> {
+        let batches: Vec<RecordBatch> = self
+            .files
+            .query()
+            .only_if(format!("root = {}", sql_str(root)))
+            .execute()
+            .await
+            .map_err(lance("reading the files table"))?
+            .try_collect()
+            .await
+            .map_err(lance("reading the files table"))?;
+        let mut out = HashMap::new();
+        for batch in &batches {
+            for row in arrow_rows::file_rows(batch)? {
+                out.insert(row.path.clone(), row);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Replaces everything recorded for `paths` under `root` with `files`
+    /// and `chunks` (which must all belong to `root`). Paths in `paths`
+    /// without a new [`FileRow`] are removed. A handful of commits per call,
+    /// however many files: callers batch many files into one call.
+    pub async fn replace_files(
+        &self,
+        root: &str,
+        paths: &[String],
+        files: &[FileRow],
+        chunks: &[ChunkRow],
+    ) -> Result<()> {
+        for chunk in chunks {
+            if chunk.vector.len() != self.meta.dim {
+                return Err(StoreError::Dimension {
+                    got: chunk.vector.len(),
+                    expected: self.meta.dim,
+                });
+            }
+        }
+        // Chunks first, file records last: an interrupted write leaves a
+        // file whose record is stale, so the next run re-indexes it.
+        self.delete_paths(&self.chunks, root, paths).await?;
+        if !chunks.is_empty() {
+            let schema = self.chunks.schema().await.map_err(lance("reading schema"))?;
+            let batch = arrow_rows::chunk_batch(schema, chunks)?;
+            self.chunks
+                .add(batch)
+                .execute()
+                .await
+                .map_err(lance("writing chunks"))?;
+        }
+        self.delete_paths(&self.files, root, paths).await?;
+        if !files.is_empty() {
+            let batch = arrow_rows::file_batch(files)?;
+            self.files
+                .add(batch)
+                .execute()
+                .await
+                .map_err(lance("writing file records"))?;
+        }
+        Ok(())
+    }
+
+    /// Rewrites the file records of `paths` under `root` without touching
+    /// their chunks: for files whose mtime changed but whose bytes did not.
+    pub async fn update_file_records(
+        &self,
+        root: &str,
+        paths: &[String],
+        files: &[FileRow],
+    ) -> Result<()> {
+        self.delete_paths(&self.files, root, paths).await?;
+        if !files.is_empty() {
+            let batch = arrow_rows::file_batch(files)?;
+            self.files
+                .add(batch)
+                .execute()
+                .await
+                .map_err(lance("writing file records"))?;
+        }
+        Ok(())
+    }
+
+    async fn delete_paths(&self, table: &Table, root: &str, paths: &[String]) -> Result<()> {
+        for group in paths.chunks(DELETE_GROUP) {
+            let predicate = format!("root = {} AND path IN ({})", sql_str(root), sql_list(group));
+            table
+                .delete(predicate.as_str())
+                .await
+                .map_err(lance("deleting stale rows"))?;
+        }
+        Ok(())
+    }
+
+    /// Removes every row of `root`.
+    pub async fn remove_root(&self, root: &str) -> Result<()> {
+        let predicate = format!("root = {}", sql_str(root));
+        self.chunks
+            .delete(predicate.as_str())
+            .await
+            .map_err(lance("removing a root's chunks"))?;
+        self.files
+            .delete(predicate.as_str())
+            .await
+            .map_err(lance("removing a root's files"))?;
+        Ok(())
+    }
+
+    /// Builds or refreshes the full-text index and compacts both tables,
+    /// pruning versions older than the one just written. Called once after
+    /// an indexing run.
+    pub async fn optimize(&self) -> Result<()> {
+        let has_fts = self
+            .chunks
+            .list_indices()
+            .await
+            .map_err(lance("listing indices"))?
+            .iter()
+            .any(|index| index.columns.iter().any(|c| c == "text"));
+        let rows = self
+            .chunks
+            .count_rows(None)
+            .await
+            .map_err(lance("counting rows"))?;
+        if !has_fts && rows > 0 {
+            self.chunks
+                .create_index(&["text"], Index::FTS(fts_params()))
+                .execute()
+                .await
+                .map_err(lance("building the full-text index"))?;
+        }
+        for table in [&self.chunks, &self.files] {
+            table
+                .optimize(OptimizeAction::All)
+                .await
+                .map_err(lance("optimising"))?;
+            table
+                .optimize(OptimizeAction::Prune {
+                    older_than: Some(chrono_zero()),
+                    delete_unverified: Some(false),
+                    error_if_tagged_old_versions: Some(false),
+                })
+                .await
+                .map_err(lance("pruning old versions"))?;
+        }
+        Ok(())
+    }
+
+    /// Nearest chunks to `vector` by cosine distance, best first, with
+    /// their similarity (1 - distance).
+    pub async fn vector_search(
+        &self,
+        vector: &[f32],
+        limit: usize,
+        filter: &SearchFilter,
+    ) -> Result<Vec<(StoredChunk, f32)>> {
+        if vector.len() != self.meta.dim {
+            return Err(StoreError::Dimension {
+                got: vector.len(),
+                expected: self.meta.dim,
+            });
+        }
+        let mut query = self
+            .chunks
+            .query()
+            .nearest_to(vector)
+            .map_err(lance("building the vector query"))?
+            .distance_type(DistanceType::Cosine)
+            .select(Select::columns(arrow_rows::RESULT_COLUMNS))
+            .limit(limit);
+        if let Some(sql) = filter.to_sql() {
+            query = query.only_if(sql);
+        }
+        let batches: Vec<RecordBatch> = query
+            .execute()
+            .await
+            .map_err(lance("running the vector query"))?
+            .try_collect()
+            .await
+            .map_err(lance("running the vector query"))?;
+        let mut out = Vec::new();
+        for batch in &batches {
+            let distances = arrow_rows::f32_column(batch, "_distance")?;
+            for (row, distance) in arrow_rows::stored_chunks(batch)?
+                .into_iter()
+                .zip(distances)
+            {
+                out.push((row, 1.0 - distance));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Best full-text (BM25) matches for `terms`, best first, with scores.
+    /// An index without a full-text index yet (nothing indexed) returns
+    /// nothing rather than failing.
+    pub async fn text_search(
+        &self,
+        terms: &str,
+        limit: usize,
+        filter: &SearchFilter,
+    ) -> Result<Vec<(StoredChunk, f32)>> {
+        if terms.trim().is_empty() {
+            return Ok(Vec::new());
+        }
+        let has_fts = self
+            .chunks
+            .list_indices()
+            .await
+            .map_err(lance("listing indices"))?
+            .iter()
+            .any(|index| index.columns.iter().any(|c| c == "text"));
+        if !has_fts {
+            return Ok(Vec::new());
+        }
+        let fts = FullTextSearchQuery::new(terms.to_string())
+            .with_column("text".to_string())
+            .map_err(|e| StoreError::Data(format!("building the full-text query: {e}")))?;
+        let mut query = self
+            .chunks
+            .query()
+            .full_text_search(fts)
+            .select(Select::columns(arrow_rows::RESULT_COLUMNS))
+            .limit(limit);
+        if let Some(sql) = filter.to_sql() {
+            query = query.only_if(sql);
+        }
+        let batches: Vec<RecordBatch> = query
+            .execute()
+            .await
+            .map_err(lance("running the full-text query"))?
+            .try_collect()
+            .await
+            .map_err(lance("running the full-text query"))?;
+        let mut out = Vec::new();
+        for batch in &batches {
+            let scores = arrow_rows::f32_column(batch, "_score")?;
+            for (row, score) in arrow_rows::stored_chunks(batch)?.into_iter().zip(scores) {
+                out.push((row, score));
+            }
+        }
+        out.sort_by(|a, b| b.1.total_cmp(&a.1));
+        Ok(out)
+    }
+
+    /// Chunks whose symbol is one of `names` or ends with `.name` / `::name`
+    /// (so `parse` finds `Config::parse` and `Loader.parse`). Exact
+    /// identifier lookups make sure a chunk that defines a name the query
+    /// mentions is a candidate even when neither retriever ranked it.
+    pub async fn symbol_lookup(
+        &self,
+        names: &[String],
+        limit: usize,
+        filter: &SearchFilter,
+    ) -> Result<Vec<StoredChunk>> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut alternatives = vec![format!("symbol IN ({})", sql_list(names))];
+        for name in names {
+            // `_` is a LIKE wildcard: the match is a superset, and callers
+            // compare names exactly. Names never contain `%`.
+            alternatives.push(format!("symbol LIKE {}", sql_str(&format!("%.{name}"))));
+            alternatives.push(format!("symbol LIKE {}", sql_str(&format!("%::{name}"))));
+        }
+        let mut predicate = format!("({})", alternatives.join(" OR "));
+        if let Some(sql) = filter.to_sql() {
+            predicate = format!("{predicate} AND {sql}");
+        }
+        let batches: Vec<RecordBatch> = self
+            .chunks
+            .query()
+            .only_if(predicate)
+            .select(Select::columns(arrow_rows::RESULT_COLUMNS))
+            .limit(limit)
+            .execute()
+            .await
+            .map_err(lance("looking up symbols"))?
+            .try_collect()
+            .await
+            .map_err(lance("looking up symbols"))?;
+        let mut out = Vec::new();
+        for batch in &batches {
+            out.extend(arrow_rows::stored_chunks(batch)?);
+        }
+        Ok(out)
+    }
+
+    /// The indexed roots (absolute paths), sorted.
+    pub async fn roots(&self) -> Result<Vec<String>> {
+        let batches: Vec<RecordBatch> = self
+            .files
+            .query()
+            .select(Select::columns(&["root"]))
+            .execute()
+            .await
+            .map_err(lance("reading roots"))?
+            .try_collect()
+            .await
+            .map_err(lance("reading roots"))?;
+        let mut roots = std::collections::BTreeSet::new();
+        for batch in &batches {
+            roots.extend(arrow_rows::string_column(batch, "root")?);
+        }
+        Ok(roots.into_iter().collect())
+    }
+
+    /// Chunks defined in `path` under `root`, in line order (for the
+    /// integration tests and for showing a file's outline).
+    pub async fn chunks_of_file(&self, root: &str, path: &str) -> Result<Vec<StoredChunk>> {
+        let batches: Vec<RecordBatch> = self
+            .chunks
+            .query()
+            .only_if(format!("root = {} AND path = {}", sql_str(root), sql_str(path)))
+            .select(Select::columns(arrow_rows::RESULT_COLUMNS))
+            .execute()
+            .await
+            .map_err(lance("reading chunks"))?
+            .try_collect()
+            .await
+            .map_err(lance("reading chunks"))?;
+        let mut out = Vec::new();
+        for batch in &batches {
+            out.extend(arrow_rows::stored_chunks(batch)?);
+        }
+        out.sort_by_key(|c| (c.start_line, c.end_line));
+        Ok(out)
+    }
+
+    /// Every chunk's identity `(root, path, symbol, start, end, content hash)`, sorted:
+    /// lets tests compare two indexes row for row.
+    pub async fn chunk_fingerprints(&self) -> Result<Vec<Fingerprint>> {
+        let batches: Vec<RecordBatch> = self
+            .chunks
+            .query()
+            .select(Select::columns(&[
+                "root",
+                "path",
+                "symbol",
+                "start_line",
+                "end_line",
+                "content_hash",
+            ]))
+            .execute()
+            .await
+            .map_err(lance("reading chunks"))?
+            .try_collect()
+            .await
+            .map_err(lance("reading chunks"))?;
+        let mut out = Vec::new();
+        for batch in &batches {
+            out.extend(arrow_rows::fingerprints(batch)?);
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Counts, roots, size on disk and versions.
+    pub async fn status(&self) -> Result<IndexStatus> {
+        let mut roots: BTreeMap<String, RootStatus> = BTreeMap::new();
+        for (table, is_files) in [(&self.files, true), (&self.chunks, false)] {
+            let batches: Vec<RecordBatch> = table
+                .query()
+                .select(Select::columns(&["root"]))
+                .execute()
+                .await
+                .map_err(lance("reading the index"))?
+                .try_collect()
+                .await
+                .map_err(lance("reading the index"))?;
+            for batch in &batches {
+                for root in arrow_rows::string_column(batch, "root")? {
+                    let entry = roots.entry(root.clone()).or_insert_with(|| RootStatus {
+                        root,
+                        files: 0,
+                        chunks: 0,
+                    });
+                    if is_files {
+                        entry.files += 1;
+                    } else {
+                        entry.chunks += 1;
+                    }
+                }
+            }
+        }
+        let roots: Vec<RootStatus> = roots.into_values().collect();
+        let versions = self
+            .chunks
+            .list_versions()
+            .await
+            .map_err(lance("listing versions"))?
+            .len();
+        Ok(IndexStatus {
+            db: self.dir.clone(),
+            meta: self.meta.clone(),
+            files: roots.iter().map(|r| r.files).sum(),
+            chunks: roots.iter().map(|r| r.chunks).sum(),
+            roots,
+            bytes: dir_size(&self.dir),
+            versions,
+        })
+    }
+}
+
+fn fts_params() -> FtsIndexBuilder {
+    // The code analyzer keeps whole identifiers and also indexes their
+    // snake_case / CamelCase parts, so `parse_config` matches both
+    // "parse_config" and "config".
+    FtsIndexBuilder::code()
+        .split_identifiers(true)
+        .preserve_original(true)
+        .lower_case(true)
+        .max_token_length(Some(64))
+}
+
+fn chrono_zero() -> lancedb::table::Duration {
+    lancedb::table::Duration::zero()
+}
+
+async fn connect(dir: &Path) -> Result<Connection> {
+    let uri = dir.to_str().ok_or_else(|| StoreError::NotAnIndex {
+        dir: dir.to_path_buf(),
+        reason: "the path is not valid UTF-8".into(),
+    })?;
+    lancedb::connect(uri)
+        .execute()
+        .await
+        .map_err(lance("opening the database"))
+}
+
+enum DirState {
+    Missing,
+    Empty,
+    Quarry,
+    Foreign(String),
+}
+
+fn inspect_dir(dir: &Path) -> Result<DirState> {
+    let meta = match std::fs::metadata(dir) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(DirState::Missing),
+        Err(source) => {
+            return Err(StoreError::Io {
+                action: "reading",
+                path: dir.to_path_buf(),
+                source,
+            })
+        }
+    };
+    if !meta.is_dir() {
+        return Ok(DirState::Foreign("it is a file, not a directory".into()));
+    }
+    let entries: Vec<String> = std::fs::read_dir(dir)
+        .map_err(|source| StoreError::Io {
+            action: "listing",
+            path: dir.to_path_buf(),
+            source,
+        })?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    if entries.is_empty() {
+        return Ok(DirState::Empty);
+    }
+    let has = |name: &str| entries.iter().any(|e| e == &format!("{name}.lance"));
+    if has(CHUNKS_TABLE) && has(FILES_TABLE) {
+        return Ok(DirState::Quarry);
+    }
+    if entries.len() == 1 && has(FILES_TABLE) {
+        // Creation was interrupted between the two tables.
+        std::fs::remove_dir_all(dir.join(format!("{FILES_TABLE}.lance"))).map_err(|source| {
+            StoreError::Io {
+                action: "cleaning an interrupted index creation in",
+                path: dir.to_path_buf(),
+                source,
+            }
+        })?;
+        return Ok(DirState::Empty);
+    }
+    Ok(DirState::Foreign(format!(
+        "it holds {} other entries and no chunks/files tables",
+        entries.len()
+    )))
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => stack.push(entry.path()),
+                Ok(_) => total += entry.metadata().map(|m| m.len()).unwrap_or(0),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
+/// Quotes a string for a LanceDB SQL predicate.
+fn sql_str(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+fn sql_list(values: &[String]) -> String {
+    values
+        .iter()
+        .map(|v| sql_str(v))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests;

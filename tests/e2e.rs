@@ -1,0 +1,470 @@
+//! End-to-end tests: the real `quarry` binary, the real model, a real
+//! LanceDB on disk, over the fixture repository in `tests/fixtures/repo` and
+//! over hostile trees built on the fly.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+fn quarry() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_quarry"));
+    cmd.env("NO_COLOR", "1").env_remove("QUARRY_DB");
+    cmd
+}
+
+fn run(args: &[&str]) -> Output {
+    quarry().args(args).output().expect("run quarry")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn assert_ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "quarry failed ({:?})\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        stdout(out),
+        stderr(out)
+    );
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("quarry-e2e").join(name);
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// The fixture repository copied to a scratch directory and indexed once
+/// per test run: (repo, db, index summary).
+fn indexed_fixture() -> &'static (PathBuf, PathBuf, Value) {
+    static FIXTURE: OnceLock<(PathBuf, PathBuf, Value)> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let base = scratch("fixture");
+        let repo = base.join("repo");
+        copy_tree(&fixtures().join("repo"), &repo);
+        let db = base.join("db");
+        let out = run(&["index", repo.to_str().unwrap(), "--db", db.to_str().unwrap(), "--json"]);
+        assert_ok(&out);
+        let summary: Value = serde_json::from_str(&stdout(&out)).expect("index --json is JSON");
+        (repo, db, summary)
+    })
+}
+
+fn search_json(db: &Path, mode: &str, query: &str, extra: &[&str]) -> Vec<Value> {
+    let mut args = vec!["search", "--db", db.to_str().unwrap(), "--json", "--mode", mode];
+    args.extend_from_slice(extra);
+    args.push("--query-file");
+    args.push("-");
+    let mut child = quarry()
+        .args(&args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(query.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_ok(&out);
+    serde_json::from_str::<Vec<Value>>(&stdout(&out)).expect("search --json is a JSON array")
+}
+
+struct Case {
+    mode: String,
+    expected: String,
+    query: String,
+}
+
+fn cases() -> Vec<Case> {
+    fs::read_to_string(fixtures().join("queries.tsv"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|line| {
+            let mut parts = line.splitn(3, '\t');
+            let mode = parts.next().unwrap().to_string();
+            let expected = parts.next().unwrap().to_string();
+            let query = parts
+                .next()
+                .unwrap()
+                .replace("\\n", "\n")
+                .replace("\\t", "\t");
+            Case {
+                mode,
+                expected,
+                query,
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn index_summary_reports_what_it_did() {
+    let (_, _, summary) = indexed_fixture();
+    assert!(summary["files_scanned"].as_u64().unwrap() >= 12, "{summary}");
+    assert_eq!(summary["files_changed"], summary["files_scanned"]);
+    assert!(summary["chunks_total"].as_u64().unwrap() >= 40, "{summary}");
+    assert_eq!(summary["chunks_total"], summary["chunks_embedded"]);
+    let root = &summary["roots"][0];
+    let indexed_paths: Vec<&str> = root["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["path"].as_str().unwrap())
+        .collect();
+    assert!(indexed_paths.is_empty(), "nothing in the fixture is skipped: {indexed_paths:?}");
+}
+
+#[test]
+fn ignored_hidden_and_generated_files_are_not_indexed() {
+    let (_, db, _) = indexed_fixture();
+    for (query, forbidden) in [
+        ("generated code", "build/"),
+        ("secret token", ".secret/"),
+        ("log", "notes.log"),
+    ] {
+        let hits = search_json(db, "text", query, &["--top-k", "50"]);
+        for hit in &hits {
+            let path = hit["path"].as_str().unwrap();
+            assert!(!path.starts_with(forbidden) && path != forbidden, "{path} must be ignored");
+        }
+    }
+}
+
+fn check_mode(mode: &str) {
+    let (_, db, _) = indexed_fixture();
+    let cases: Vec<Case> = cases().into_iter().filter(|c| c.mode == mode).collect();
+    assert!(cases.len() >= 12, "at least a dozen {mode} queries");
+    let mut failures = Vec::new();
+    for case in &cases {
+        let hits = search_json(db, mode, &case.query, &[]);
+        let top: Vec<&str> = hits.iter().take(3).map(|h| h["symbol"].as_str().unwrap()).collect();
+        if top.first() != Some(&case.expected.as_str()) {
+            failures.push(format!("{:?}\n    expected {} got {:?}", case.query, case.expected, top));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} {mode} queries missed:\n  {}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n  ")
+    );
+}
+
+#[test]
+fn text_queries_find_the_described_function() {
+    check_mode("text");
+}
+
+#[test]
+fn code_queries_find_the_similar_function() {
+    check_mode("code");
+}
+
+#[test]
+fn issue_queries_find_the_function_to_change() {
+    check_mode("issue");
+}
+
+#[test]
+fn auto_mode_detects_each_kind_of_query() {
+    let (_, db, _) = indexed_fixture();
+    for case in cases() {
+        let hits = search_json(db, "auto", &case.query, &["--top-k", "5"]);
+        let symbols: Vec<&str> = hits.iter().map(|h| h["symbol"].as_str().unwrap()).collect();
+        assert!(
+            symbols.contains(&case.expected.as_str()),
+            "auto mode lost {} for {:?}: {symbols:?}",
+            case.expected,
+            case.query
+        );
+    }
+}
+
+#[test]
+fn json_hits_follow_the_contract() {
+    let (repo, db, _) = indexed_fixture();
+    let hits = search_json(db, "text", "cache eviction", &["--top-k", "3"]);
+    assert_eq!(hits.len(), 3);
+    let root = repo.canonicalize().unwrap();
+    for hit in &hits {
+        let keys: Vec<&str> = hit.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        for key in ["path", "root", "symbol", "kind", "language", "start_line", "end_line", "score", "text"] {
+            assert!(keys.contains(&key), "hit lacks {key}: {hit}");
+        }
+        assert_eq!(hit["root"].as_str().unwrap(), root.to_str().unwrap());
+        let path = hit["path"].as_str().unwrap();
+        assert!(!path.starts_with('/'), "path is relative: {path}");
+        // The text is exactly the file's lines start..=end.
+        let file = fs::read_to_string(root.join(path)).unwrap();
+        let (start, end) = (hit["start_line"].as_u64().unwrap() as usize, hit["end_line"].as_u64().unwrap() as usize);
+        let lines: Vec<&str> = file.lines().collect();
+        assert_eq!(hit["text"].as_str().unwrap().trim_end(), lines[start - 1..end].join("\n").trim_end());
+    }
+    let scores: Vec<f64> = hits.iter().map(|h| h["score"].as_f64().unwrap()).collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "sorted by score: {scores:?}");
+}
+
+#[test]
+fn filters_restrict_language_path_and_repo() {
+    let (repo, db, _) = indexed_fixture();
+    let hits = search_json(db, "text", "parse a date", &["--lang", "rust", "--top-k", "20"]);
+    assert!(!hits.is_empty());
+    assert!(hits.iter().all(|h| h["language"] == "rust"));
+    let hits = search_json(db, "text", "hash", &["--path", "app/*.py", "--top-k", "20"]);
+    assert!(!hits.is_empty());
+    assert!(hits.iter().all(|h| h["path"].as_str().unwrap().starts_with("app/")));
+    let name = repo.file_name().unwrap().to_str().unwrap();
+    let hits = search_json(db, "text", "hash", &["--repo", name]);
+    assert!(!hits.is_empty());
+    let out = run(&["search", "--db", db.to_str().unwrap(), "--repo", "no-such-repo", "hash"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no-such-repo"));
+    let out = run(&["search", "--db", db.to_str().unwrap(), "--lang", "cobol", "hash"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("unknown language"));
+}
+
+#[test]
+fn human_output_shows_location_symbol_and_snippet() {
+    let (_, db, _) = indexed_fixture();
+    let out = run(&["search", "--db", db.to_str().unwrap(), "--top-k", "2", "validate an email address"]);
+    assert_ok(&out);
+    let text = stdout(&out);
+    assert!(text.contains(" 1. "), "{text}");
+    assert!(text.contains("app/"), "{text}");
+    assert!(text.contains("│"), "snippet with line numbers: {text}");
+    assert!(!text.contains("\x1b["), "no colours when not a terminal");
+}
+
+#[test]
+fn status_reports_roots_counts_and_size() {
+    let (repo, db, summary) = indexed_fixture();
+    let out = run(&["status", "--db", db.to_str().unwrap(), "--json"]);
+    assert_ok(&out);
+    let status: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(status["chunks"], summary["chunks_total"]);
+    assert_eq!(status["files"], summary["files_scanned"]);
+    assert_eq!(status["model"], "sentence-transformers/all-MiniLM-L6-v2");
+    assert_eq!(status["dim"], 384);
+    assert!(status["bytes"].as_u64().unwrap() > 0);
+    assert_eq!(
+        status["roots"][0]["root"].as_str().unwrap(),
+        repo.canonicalize().unwrap().to_str().unwrap()
+    );
+}
+
+#[test]
+fn reindex_is_incremental_and_follows_changes() {
+    let base = scratch("incremental");
+    let repo = base.join("repo");
+    copy_tree(&fixtures().join("repo"), &repo);
+    let db = base.join("db");
+    let index = |repo: &Path| -> Value {
+        let out = run(&["index", repo.to_str().unwrap(), "--db", db.to_str().unwrap(), "--json"]);
+        assert_ok(&out);
+        serde_json::from_str(&stdout(&out)).unwrap()
+    };
+    let first = index(&repo);
+    let second = index(&repo);
+    assert_eq!(second["files_changed"], 0);
+    assert_eq!(second["chunks_embedded"], 0);
+    assert_eq!(second["chunks_total"], first["chunks_total"]);
+
+    fs::write(
+        repo.join("app/fresh.py"),
+        "def frobnicate_widgets(widgets):\n    \"\"\"Frobnicate every widget twice.\"\"\"\n    return [w * 2 for w in widgets]\n",
+    )
+    .unwrap();
+    let victim = cases().into_iter().find(|c| c.mode == "text" && !c.expected.contains("::")).unwrap();
+    let third = index(&repo);
+    assert_eq!(third["files_changed"], 1);
+    let hits = search_json(&db, "text", "frobnicate widgets", &["--top-k", "1"]);
+    assert_eq!(hits[0]["symbol"], "frobnicate_widgets");
+
+    // Deleting a file removes its rows.
+    let hits = search_json(&db, "text", &victim.query, &["--top-k", "1"]);
+    let victim_path = hits[0]["path"].as_str().unwrap().to_string();
+    fs::remove_file(repo.join(&victim_path)).unwrap();
+    let fourth = index(&repo);
+    assert_eq!(fourth["files_deleted"], 1);
+    let hits = search_json(&db, "text", &victim.query, &["--top-k", "50"]);
+    assert!(hits.iter().all(|h| h["path"] != victim_path.as_str()));
+
+    // --rebuild gives the same rows as the incremental path.
+    let status = |db: &Path| -> Value {
+        serde_json::from_str(&stdout(&run(&["status", "--db", db.to_str().unwrap(), "--json"]))).unwrap()
+    };
+    let before = status(&db);
+    let out = run(&["index", repo.to_str().unwrap(), "--db", db.to_str().unwrap(), "--rebuild", "--json"]);
+    assert_ok(&out);
+    let after = status(&db);
+    assert_eq!(before["chunks"], after["chunks"]);
+    assert_eq!(before["files"], after["files"]);
+}
+
+#[test]
+fn hostile_files_are_skipped_with_reasons_and_nothing_else_is_lost() {
+    let base = scratch("hostile");
+    let repo = base.join("repo");
+    fs::create_dir_all(repo.join("src")).unwrap();
+    fs::write(
+        repo.join("src/good.py"),
+        "def compute_checksum_total(values):\n    return sum(values) % 65521\n",
+    )
+    .unwrap();
+    fs::write(repo.join("src/empty.py"), "").unwrap();
+    fs::write(repo.join("src/binary.bin"), b"\x00\x01\x02\xffELF\x00\x00").unwrap();
+    fs::write(repo.join("src/latin1.py"), b"def greet_caf\xe9_owner():\n    return 'caf\xe9'\n").unwrap();
+    let nested_py = format!("x = {}{}\n", "[".repeat(10_000), "]".repeat(10_000));
+    fs::write(repo.join("src/nested.py"), nested_py).unwrap();
+    let nested_rs = format!("fn deep() {{ {}{} }}\n", "{".repeat(10_000), "}".repeat(10_000));
+    fs::write(repo.join("src/nested.rs"), nested_rs).unwrap();
+    fs::write(repo.join("src/broken.rs"), "fn broken_parse_thing( {\n    let x = ;\n}\nfn still_fine_after_error() -> u8 { 7 }\n").unwrap();
+    let big = "a".repeat(50 * 1024 * 1024);
+    fs::write(repo.join("huge.txt"), big).unwrap();
+    std::os::unix::fs::symlink(&repo, repo.join("src/loop")).unwrap();
+    let locked = repo.join("src/locked.py");
+    fs::write(&locked, "def locked_function_body():\n    return 1\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&locked, fs::Permissions::from_mode(0o000)).unwrap();
+    let readable_anyway = fs::read(&locked).is_ok(); // root ignores permissions
+
+    let db = base.join("db");
+    let out = run(&["index", repo.to_str().unwrap(), "--db", db.to_str().unwrap(), "--json"]);
+    fs::set_permissions(&locked, fs::Permissions::from_mode(0o644)).unwrap();
+    assert_ok(&out);
+    let summary: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let skipped: Vec<(String, String)> = summary["roots"][0]["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["path"].as_str().unwrap().to_string(), s["reason"].as_str().unwrap().to_string()))
+        .collect();
+    let reason = |path: &str| skipped.iter().find(|(p, _)| p == path).map(|(_, r)| r.clone());
+    assert_eq!(reason("src/binary.bin").as_deref(), Some("binary file"), "{skipped:?}");
+    assert!(reason("huge.txt").unwrap().contains("larger than"), "{skipped:?}");
+    assert!(skipped.iter().any(|(_, r)| r.contains("symlink loop")), "{skipped:?}");
+    if readable_anyway {
+        assert!(reason("src/locked.py").is_none());
+    } else {
+        assert_eq!(reason("src/locked.py").as_deref(), Some("permission denied"));
+    }
+    let lossy = summary["roots"][0]["lossy_files"].as_array().unwrap();
+    assert_eq!(lossy, &vec![Value::from("src/latin1.py")]);
+
+    for (query, symbol) in [
+        ("checksum total of values", "compute_checksum_total"),
+        ("greet the cafe owner", "greet_caf\u{fffd}_owner"),
+        ("still fine after error", "still_fine_after_error"),
+    ] {
+        let hits = search_json(&db, "text", query, &["--top-k", "3"]);
+        assert!(
+            hits.iter().any(|h| h["symbol"] == symbol),
+            "{symbol} must survive next to hostile files: {hits:?}"
+        );
+    }
+}
+
+#[test]
+fn absurd_queries_get_clear_answers() {
+    let (_, db, _) = indexed_fixture();
+    let db = db.to_str().unwrap();
+    let out = run(&["search", "--db", db, "   "]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("query is empty"), "{}", stderr(&out));
+    let out = run(&["search", "--db", db]);
+    assert_eq!(out.status.code(), Some(2), "missing query is a usage error");
+
+    let huge = "why does the cache evict entries too early? ".repeat(25_000);
+    assert!(huge.len() > 1_000_000);
+    let hits = search_json(Path::new(db), "auto", &huge, &["--top-k", "5"]);
+    assert_eq!(hits.len(), 5);
+
+    let out = run(&["search", "--db", db, "--path", "[", "x"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("invalid path glob"));
+}
+
+#[test]
+fn foreign_and_mismatched_indexes_are_refused() {
+    let base = scratch("foreign");
+    let not_index = base.join("notes");
+    fs::create_dir_all(&not_index).unwrap();
+    fs::write(not_index.join("todo.txt"), "buy milk").unwrap();
+    let out = run(&["search", "--db", not_index.to_str().unwrap(), "anything"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("is not a Quarry index"), "{}", stderr(&out));
+    let repo = fixtures().join("repo");
+    let out = run(&["index", repo.to_str().unwrap(), "--db", not_index.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(fs::read_to_string(not_index.join("todo.txt")).unwrap(), "buy milk", "nothing lost");
+
+    let missing = base.join("missing");
+    let out = run(&["search", "--db", missing.to_str().unwrap(), "anything"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("quarry index"), "{}", stderr(&out));
+
+    // An index written with another model: refused for search and for indexing.
+    let other = base.join("other-model");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        quarry_store::Store::open_or_create(&other, &quarry_store::IndexMeta::new("acme/code-embed-v9", 768))
+            .await
+            .unwrap();
+    });
+    let out = run(&["search", "--db", other.to_str().unwrap(), "anything"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("acme/code-embed-v9"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--rebuild"));
+    let out = run(&["index", repo.to_str().unwrap(), "--db", other.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("--rebuild"), "{}", stderr(&out));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(run(&["frobnicate"]).status.code(), Some(2));
+    assert_eq!(run(&["index"]).status.code(), Some(2));
+    let out = run(&["index", "/definitely/not/here"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("not a directory"));
+    assert_eq!(run(&["--version"]).status.code(), Some(0));
+}
+
+#[test]
+fn models_lists_the_default_model() {
+    let out = run(&["models"]);
+    assert_ok(&out);
+    let text = stdout(&out);
+    assert!(text.contains("sentence-transformers/all-MiniLM-L6-v2 (default)"), "{text}");
+    assert!(text.contains("device: cpu"), "{text}");
+}
