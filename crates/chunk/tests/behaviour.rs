@@ -515,3 +515,25 @@ fn crlf_sources_are_handled() {
     assert_eq!((b.start_line, b.end_line), (4, 5));
     assert_eq!(b.text, "def b():\r\n    return 2");
 }
+
+#[test]
+fn scopes_qualify_nested_names() {
+    let cs = chunks(
+        "a.php",
+        "<?php\nnamespace App {\n  class A {\n    public function m() { return 1; }\n  }\n}\n",
+    );
+    find(&cs, ChunkKind::Method, "App.A.m");
+    let cs = chunks(
+        "a.rb",
+        "module Outer\n  module Inner\n    def self.go\n    end\n  end\nend\n",
+    );
+    find(&cs, ChunkKind::Method, "Outer.Inner.go");
+    let cs = chunks(
+        "a.ts",
+        "namespace N {\n  export class C {\n    m(): void {}\n  }\n}\n",
+    );
+    find(&cs, ChunkKind::Method, "N.C.m");
+    let cs = chunks("m.rs", "macro_rules! square {\n    ($x:expr) => { $x * $x };\n}\n\nmod a {\n    mod b {\n        pub struct S;\n        impl S { fn f(&self) {} }\n    }\n}\n");
+    find(&cs, ChunkKind::Function, "square");
+    find(&cs, ChunkKind::Method, "a::b::S::f");
+}

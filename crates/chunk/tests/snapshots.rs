@@ -15,7 +15,8 @@ fn render(fixture: &str) -> String {
     let rel = PathBuf::from("src").join(fixture);
     let chunks = chunk_source(&rel, &source, &ChunkConfig::default(), &ApproxTokenCounter);
     let lines: Vec<&str> = source.lines().collect();
-    // Nothing is lost: every line with content is inside some chunk.
+    // Nothing is lost: every line with content is inside some chunk
+    // (or, for a large container's lone header line, in its methods' context).
     for (i, line) in lines.iter().enumerate() {
         let n = i as u32 + 1;
         let t = line.trim();
@@ -27,7 +28,9 @@ fn render(fixture: &str) -> String {
             continue;
         }
         assert!(
-            chunks.iter().any(|c| c.start_line <= n && n <= c.end_line),
+            chunks.iter().any(|c| c.start_line <= n && n <= c.end_line)
+                // a large container's lone header line is context of its methods
+                || chunks.iter().any(|c| c.embed_text.contains(&format!("\n{t}\n"))),
             "{fixture}:{n} not covered: {line}"
         );
     }

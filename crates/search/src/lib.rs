@@ -131,8 +131,8 @@ fn weights(mode: Mode) -> Weights {
             frame: 1.0,
         },
         Mode::Code => Weights {
-            dense: 1.0,
-            lexical: 0.8,
+            dense: 0.7,
+            lexical: 1.0,
             defines: 0.5,
             in_path: 0.3,
             frame: 0.5,
@@ -173,7 +173,7 @@ pub async fn search(
     let lexical = store
         .text_search(&analysis.terms.join(" "), depth, &filter)
         .await?;
-    let mut lookup_names: Vec<String> = analysis.identifiers.iter().take(16).cloned().collect();
+    let mut lookup_names: Vec<String> = analysis.boost_names.iter().take(16).cloned().collect();
     lookup_names.extend(analysis.frames.iter().filter_map(|f| f.function.clone()));
     lookup_names.sort();
     lookup_names.dedup();
@@ -197,7 +197,7 @@ pub async fn search(
     }
 
     let top = 1.0 / (RRF_K + 1.0);
-    let identifiers: Vec<String> = analysis.identifiers.iter().map(|i| i.to_lowercase()).collect();
+    let identifiers: Vec<String> = analysis.boost_names.iter().map(|i| i.to_lowercase()).collect();
     let mut hits: Vec<(StoredChunk, f32)> = fused
         .into_values()
         .filter(|(chunk, _)| globs.as_ref().is_none_or(|g| g.is_match(&chunk.path)))
@@ -209,12 +209,8 @@ pub async fn search(
             if analysis.paths.iter().any(|p| path_matches(&chunk.path, p)) {
                 score += w.in_path * top;
             }
-            if analysis.frames.iter().any(|f| {
-                path_matches(&chunk.path, &f.path)
-                    && f.function.as_deref().is_some_and(|func| func.eq_ignore_ascii_case(&name))
-            }) {
-                score += w.frame * top;
-            }
+            score += w.frame * top * frame_evidence(&chunk, &name, &analysis.frames);
+            score *= kind_prior(&chunk.kind);
             (chunk, score)
         })
         .filter(|(_, score)| *score > 0.0)
@@ -224,6 +220,10 @@ pub async fn search(
             .then_with(|| a.0.path.cmp(&b.0.path))
             .then_with(|| a.0.start_line.cmp(&b.0.start_line))
     });
+    // Windows of one long function share its symbol: show it once, at its
+    // best window.
+    let mut seen = std::collections::HashSet::new();
+    hits.retain(|(c, _)| seen.insert((c.root.clone(), c.path.clone(), c.kind.clone(), c.symbol.clone())));
     hits.truncate(top_k);
     Ok(SearchOutcome {
         mode: analysis.mode,
@@ -243,6 +243,48 @@ pub async fn search(
             .collect(),
         analysis,
     })
+}
+
+/// How strongly traceback frames point at `chunk` (0 to 1). Python lists
+/// the innermost frame last, and it is the likeliest place of the bug, so
+/// later frames weigh more; a frame's line inside the chunk is the
+/// strongest evidence, a matching function name in the same file next.
+fn frame_evidence(chunk: &StoredChunk, name: &str, frames: &[query::Frame]) -> f32 {
+    let n = frames.len() as f32;
+    frames
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| path_matches(&chunk.path, &f.path))
+        .map(|(i, f)| {
+            let position = 0.5 + 0.5 * (i as f32 + 1.0) / n;
+            let in_lines = f
+                .line
+                .is_some_and(|line| (chunk.start_line..=chunk.end_line).contains(&line));
+            let named = f
+                .function
+                .as_deref()
+                .is_some_and(|func| func.eq_ignore_ascii_case(name));
+            if in_lines && named {
+                position
+            } else if in_lines || named {
+                0.7 * position
+            } else {
+                0.0
+            }
+        })
+        .fold(0.0, f32::max)
+}
+
+/// Functions and methods are what users look for; a class or module chunk
+/// that merely contains the right function should rank below it.
+fn kind_prior(kind: &str) -> f32 {
+    match kind {
+        "function" | "method" => 1.0,
+        "window" => 0.9,
+        "class" | "struct" | "enum" | "trait" | "interface" | "impl" => 0.85,
+        "module" => 0.75,
+        _ => 0.9,
+    }
 }
 
 /// The text to embed: the query itself, with identifiers split into words so

@@ -38,6 +38,8 @@ impl Mode {
 pub struct Frame {
     /// The file path as written in the trace.
     pub path: String,
+    /// The line, when the trace gives one.
+    pub line: Option<u32>,
     /// The function, when the trace names it.
     pub function: Option<String>,
 }
@@ -50,6 +52,11 @@ pub struct QueryAnalysis {
     /// Identifiers written in code style (snake_case, CamelCase, dotted
     /// names' parts, calls `foo(`), most specific first, deduplicated.
     pub identifiers: Vec<String>,
+    /// Names whose definitions are boosted and looked up exactly. In text
+    /// and issue mode these are the identifiers; in code mode only the names
+    /// the snippet itself defines (`def foo`, `fn foo`): a snippet's calls
+    /// (`len(`, `min(`) say nothing about which function it resembles.
+    pub boost_names: Vec<String>,
     /// File paths mentioned (`src/foo/bar.py`, `lib.rs`).
     pub paths: Vec<String>,
     /// Traceback frames.
@@ -112,9 +119,15 @@ pub fn analyse(query: &str, mode: Mode) -> QueryAnalysis {
     let paths = paths(query);
     let identifiers = identifiers(query, &frames);
     let terms = terms(query, &identifiers, mode);
+    let boost_names = if mode == Mode::Code {
+        defined_names(query)
+    } else {
+        identifiers.clone()
+    };
     QueryAnalysis {
         mode,
         identifiers,
+        boost_names,
         paths,
         frames,
         terms,
@@ -137,7 +150,8 @@ pub fn detect_mode(query: &str) -> Mode {
     if traceback.is_match(query) && prose_lines >= 1 {
         return Mode::Issue;
     }
-    if prose_lines >= 2 && query.len() > 120 {
+    let sentences = query.matches(". ").count() + query.matches(".\n").count() + usize::from(query.trim_end().ends_with('.'));
+    if (prose_lines >= 2 || (prose_lines >= 1 && sentences >= 2)) && query.len() > 120 {
         return Mode::Issue;
     }
     if prose_lines >= 1 && code_lines >= 1 && lines.len() >= 3 {
@@ -176,14 +190,15 @@ fn looks_like_prose(line: &str) -> bool {
 fn frames(query: &str) -> Vec<Frame> {
     static PY: OnceLock<Regex> = OnceLock::new();
     static AT: OnceLock<Regex> = OnceLock::new();
-    let py = regex(&PY, r#"File "([^"]+)", line \d+(?:, in ([\w<>]+))?"#);
-    let at = regex(&AT, r"(?:at|in) ([\w./\\-]+\.[A-Za-z]{1,5}):\d+");
+    let py = regex(&PY, r#"File "([^"]+)", line (\d+)(?:, in ([\w<>]+))?"#);
+    let at = regex(&AT, r"(?:at|in) ([\w./\\-]+\.[A-Za-z]{1,5}):(\d+)");
     let mut out = Vec::new();
     for cap in py.captures_iter(query) {
         out.push(Frame {
             path: cap[1].to_string(),
+            line: cap[2].parse().ok(),
             function: cap
-                .get(2)
+                .get(3)
                 .map(|m| m.as_str().to_string())
                 .filter(|f| !f.starts_with('<')),
         });
@@ -191,6 +206,7 @@ fn frames(query: &str) -> Vec<Frame> {
     for cap in at.captures_iter(query) {
         out.push(Frame {
             path: cap[1].to_string(),
+            line: cap[2].parse().ok(),
             function: None,
         });
     }
@@ -291,6 +307,20 @@ fn identifiers(query: &str, frames: &[Frame]) -> Vec<String> {
     out
 }
 
+/// Names a snippet defines: `def foo`, `fn foo`, `function foo`, `class Foo`...
+fn defined_names(query: &str) -> Vec<String> {
+    static DEF: OnceLock<Regex> = OnceLock::new();
+    let def = regex(
+        &DEF,
+        r"\b(?:def|fn|func|function|class|struct|enum|trait|interface|type)\s+([A-Za-z_][A-Za-z0-9_]*)",
+    );
+    let mut seen = HashSet::new();
+    def.captures_iter(query)
+        .map(|c| c[1].to_string())
+        .filter(|name| seen.insert(name.clone()))
+        .collect()
+}
+
 fn terms(query: &str, identifiers: &[String], mode: Mode) -> Vec<String> {
     static WORD: OnceLock<Regex> = OnceLock::new();
     let word = regex(&WORD, r"[A-Za-z_][A-Za-z0-9_]*");
@@ -317,6 +347,18 @@ fn terms(query: &str, identifiers: &[String], mode: Mode) -> Vec<String> {
         }
         if out.len() >= MAX_TERMS {
             break;
+        }
+    }
+    if mode != Mode::Text {
+        // Distinctive literals (status codes, magic numbers) are strong
+        // lexical evidence in code.
+        static NUMBER: OnceLock<Regex> = OnceLock::new();
+        let number = regex(&NUMBER, r"\b(?:0[xX][0-9A-Fa-f]{2,}|[0-9]{3,})\b");
+        for m in number.find_iter(query) {
+            let literal = m.as_str().to_lowercase();
+            if out.len() < MAX_TERMS && seen.insert(literal.clone()) {
+                out.push(literal);
+            }
         }
     }
     out.truncate(MAX_TERMS);
@@ -363,6 +405,10 @@ mod tests {
         let a = analyse(q, Mode::Auto);
         assert_eq!(a.frames[0].path, "pkg/net/http.py");
         assert_eq!(a.frames[0].function.as_deref(), Some("send_request"));
+        assert_eq!(a.frames[0].line, Some(3));
+        let panic = analyse("thread 'main' panicked at src/cache.rs:17:9:\nboom", Mode::Issue);
+        assert_eq!(panic.frames[0].path, "src/cache.rs");
+        assert_eq!(panic.frames[0].line, Some(17));
         assert_eq!(a.identifiers[0], "send_request");
         for ident in ["Config", "from_path", "parseHTTPHeader", "max_retries"] {
             assert!(a.identifiers.iter().any(|i| i == ident), "{ident} in {:?}", a.identifiers);
@@ -370,6 +416,15 @@ mod tests {
         assert!(a.paths.contains(&"src/config.rs".to_string()), "{:?}", a.paths);
         assert!(a.paths.contains(&"pkg/net/http.py".to_string()));
         assert!(!a.identifiers.iter().any(|i| i == "config.rs" || i == "rs"));
+    }
+
+    #[test]
+    fn code_mode_boosts_only_defined_names() {
+        let a = analyse("def should_retry(code):\n    return len(code) in (408, 429)", Mode::Code);
+        assert_eq!(a.boost_names, vec!["should_retry"]);
+        assert!(a.terms.contains(&"408".to_string()), "{:?}", a.terms);
+        let a = analyse("why does parse_config fail", Mode::Text);
+        assert_eq!(a.boost_names, vec!["parse_config"]);
     }
 
     #[test]

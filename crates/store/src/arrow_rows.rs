@@ -27,6 +27,13 @@ pub(crate) const RESULT_COLUMNS: &[&str] = &[
     "text",
 ];
 
+/// `columns` plus one more (a score column a query computes).
+pub(crate) fn with_column<'a>(columns: &[&'a str], extra: &'a str) -> Vec<&'a str> {
+    let mut all = columns.to_vec();
+    all.push(extra);
+    all
+}
+
 /// A chunk as written to the index.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChunkRow {

@@ -517,7 +517,7 @@ impl Store {
             .nearest_to(vector)
             .map_err(lance("building the vector query"))?
             .distance_type(DistanceType::Cosine)
-            .select(Select::columns(arrow_rows::RESULT_COLUMNS))
+            .select(Select::columns(&arrow_rows::with_column(arrow_rows::RESULT_COLUMNS, "_distance")))
             .limit(limit);
         if let Some(sql) = filter.to_sql() {
             query = query.only_if(sql);
@@ -571,7 +571,7 @@ impl Store {
             .chunks
             .query()
             .full_text_search(fts)
-            .select(Select::columns(arrow_rows::RESULT_COLUMNS))
+            .select(Select::columns(&arrow_rows::with_column(arrow_rows::RESULT_COLUMNS, "_score")))
             .limit(limit);
         if let Some(sql) = filter.to_sql() {
             query = query.only_if(sql);
