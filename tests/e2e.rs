@@ -42,7 +42,9 @@ fn fixtures() -> PathBuf {
 }
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("quarry-e2e").join(name);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("quarry-e2e")
+        .join(name);
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();
     dir
@@ -70,7 +72,13 @@ fn indexed_fixture() -> &'static (PathBuf, PathBuf, Value) {
         let repo = base.join("repo");
         copy_tree(&fixtures().join("repo"), &repo);
         let db = base.join("db");
-        let out = run(&["index", repo.to_str().unwrap(), "--db", db.to_str().unwrap(), "--json"]);
+        let out = run(&[
+            "index",
+            repo.to_str().unwrap(),
+            "--db",
+            db.to_str().unwrap(),
+            "--json",
+        ]);
         assert_ok(&out);
         let summary: Value = serde_json::from_str(&stdout(&out)).expect("index --json is JSON");
         (repo, db, summary)
@@ -78,7 +86,14 @@ fn indexed_fixture() -> &'static (PathBuf, PathBuf, Value) {
 }
 
 fn search_json(db: &Path, mode: &str, query: &str, extra: &[&str]) -> Vec<Value> {
-    let mut args = vec!["search", "--db", db.to_str().unwrap(), "--json", "--mode", mode];
+    let mut args = vec![
+        "search",
+        "--db",
+        db.to_str().unwrap(),
+        "--json",
+        "--mode",
+        mode,
+    ];
     args.extend_from_slice(extra);
     args.push("--query-file");
     args.push("-");
@@ -90,7 +105,12 @@ fn search_json(db: &Path, mode: &str, query: &str, extra: &[&str]) -> Vec<Value>
         .spawn()
         .unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(query.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(query.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert_ok(&out);
     serde_json::from_str::<Vec<Value>>(&stdout(&out)).expect("search --json is a JSON array")
@@ -128,7 +148,10 @@ fn cases() -> Vec<Case> {
 #[test]
 fn index_summary_reports_what_it_did() {
     let (_, _, summary) = indexed_fixture();
-    assert!(summary["files_scanned"].as_u64().unwrap() >= 12, "{summary}");
+    assert!(
+        summary["files_scanned"].as_u64().unwrap() >= 12,
+        "{summary}"
+    );
     assert_eq!(summary["files_changed"], summary["files_scanned"]);
     assert!(summary["chunks_total"].as_u64().unwrap() >= 40, "{summary}");
     assert_eq!(summary["chunks_total"], summary["chunks_embedded"]);
@@ -139,7 +162,10 @@ fn index_summary_reports_what_it_did() {
         .iter()
         .map(|s| s["path"].as_str().unwrap())
         .collect();
-    assert!(indexed_paths.is_empty(), "nothing in the fixture is skipped: {indexed_paths:?}");
+    assert!(
+        indexed_paths.is_empty(),
+        "nothing in the fixture is skipped: {indexed_paths:?}"
+    );
 }
 
 #[test]
@@ -153,7 +179,10 @@ fn ignored_hidden_and_generated_files_are_not_indexed() {
         let hits = search_json(db, "text", query, &["--top-k", "50"]);
         for hit in &hits {
             let path = hit["path"].as_str().unwrap();
-            assert!(!path.starts_with(forbidden) && path != forbidden, "{path} must be ignored");
+            assert!(
+                !path.starts_with(forbidden) && path != forbidden,
+                "{path} must be ignored"
+            );
         }
     }
 }
@@ -169,11 +198,18 @@ fn check_mode(mode: &str) {
     let mut first = 0;
     for case in &cases {
         let hits = search_json(db, mode, &case.query, &[]);
-        let top: Vec<&str> = hits.iter().take(5).map(|h| h["symbol"].as_str().unwrap()).collect();
+        let top: Vec<&str> = hits
+            .iter()
+            .take(5)
+            .map(|h| h["symbol"].as_str().unwrap())
+            .collect();
         if top.first() == Some(&case.expected.as_str()) {
             first += 1;
         } else if !top.contains(&case.expected.as_str()) {
-            failures.push(format!("{:?}\n    expected {} got {:?}", case.query, case.expected, top));
+            failures.push(format!(
+                "{:?}\n    expected {} got {:?}",
+                case.query, case.expected, top
+            ));
         } else {
             eprintln!("{mode}: {} ranked {:?}", case.expected, top);
         }
@@ -230,8 +266,23 @@ fn json_hits_follow_the_contract() {
     assert_eq!(hits.len(), 3);
     let root = repo.canonicalize().unwrap();
     for hit in &hits {
-        let keys: Vec<&str> = hit.as_object().unwrap().keys().map(|k| k.as_str()).collect();
-        for key in ["path", "root", "symbol", "kind", "language", "start_line", "end_line", "score", "text"] {
+        let keys: Vec<&str> = hit
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        for key in [
+            "path",
+            "root",
+            "symbol",
+            "kind",
+            "language",
+            "start_line",
+            "end_line",
+            "score",
+            "text",
+        ] {
             assert!(keys.contains(&key), "hit lacks {key}: {hit}");
         }
         assert_eq!(hit["root"].as_str().unwrap(), root.to_str().unwrap());
@@ -239,30 +290,60 @@ fn json_hits_follow_the_contract() {
         assert!(!path.starts_with('/'), "path is relative: {path}");
         // The text is exactly the file's lines start..=end.
         let file = fs::read_to_string(root.join(path)).unwrap();
-        let (start, end) = (hit["start_line"].as_u64().unwrap() as usize, hit["end_line"].as_u64().unwrap() as usize);
+        let (start, end) = (
+            hit["start_line"].as_u64().unwrap() as usize,
+            hit["end_line"].as_u64().unwrap() as usize,
+        );
         let lines: Vec<&str> = file.lines().collect();
-        assert_eq!(hit["text"].as_str().unwrap().trim_end(), lines[start - 1..end].join("\n").trim_end());
+        assert_eq!(
+            hit["text"].as_str().unwrap().trim_end(),
+            lines[start - 1..end].join("\n").trim_end()
+        );
     }
     let scores: Vec<f64> = hits.iter().map(|h| h["score"].as_f64().unwrap()).collect();
-    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "sorted by score: {scores:?}");
+    assert!(
+        scores.windows(2).all(|w| w[0] >= w[1]),
+        "sorted by score: {scores:?}"
+    );
 }
 
 #[test]
 fn filters_restrict_language_path_and_repo() {
     let (repo, db, _) = indexed_fixture();
-    let hits = search_json(db, "text", "parse a date", &["--lang", "rust", "--top-k", "20"]);
+    let hits = search_json(
+        db,
+        "text",
+        "parse a date",
+        &["--lang", "rust", "--top-k", "20"],
+    );
     assert!(!hits.is_empty());
     assert!(hits.iter().all(|h| h["language"] == "rust"));
     let hits = search_json(db, "text", "hash", &["--path", "app/*.py", "--top-k", "20"]);
     assert!(!hits.is_empty());
-    assert!(hits.iter().all(|h| h["path"].as_str().unwrap().starts_with("app/")));
+    assert!(hits
+        .iter()
+        .all(|h| h["path"].as_str().unwrap().starts_with("app/")));
     let name = repo.file_name().unwrap().to_str().unwrap();
     let hits = search_json(db, "text", "hash", &["--repo", name]);
     assert!(!hits.is_empty());
-    let out = run(&["search", "--db", db.to_str().unwrap(), "--repo", "no-such-repo", "hash"]);
+    let out = run(&[
+        "search",
+        "--db",
+        db.to_str().unwrap(),
+        "--repo",
+        "no-such-repo",
+        "hash",
+    ]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("no-such-repo"));
-    let out = run(&["search", "--db", db.to_str().unwrap(), "--lang", "cobol", "hash"]);
+    let out = run(&[
+        "search",
+        "--db",
+        db.to_str().unwrap(),
+        "--lang",
+        "cobol",
+        "hash",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("unknown language"));
 }
@@ -270,7 +351,14 @@ fn filters_restrict_language_path_and_repo() {
 #[test]
 fn human_output_shows_location_symbol_and_snippet() {
     let (_, db, _) = indexed_fixture();
-    let out = run(&["search", "--db", db.to_str().unwrap(), "--top-k", "2", "validate an email address"]);
+    let out = run(&[
+        "search",
+        "--db",
+        db.to_str().unwrap(),
+        "--top-k",
+        "2",
+        "validate an email address",
+    ]);
     assert_ok(&out);
     let text = stdout(&out);
     assert!(text.contains(" 1. "), "{text}");
@@ -303,7 +391,13 @@ fn reindex_is_incremental_and_follows_changes() {
     copy_tree(&fixtures().join("repo"), &repo);
     let db = base.join("db");
     let index = |repo: &Path| -> Value {
-        let out = run(&["index", repo.to_str().unwrap(), "--db", db.to_str().unwrap(), "--json"]);
+        let out = run(&[
+            "index",
+            repo.to_str().unwrap(),
+            "--db",
+            db.to_str().unwrap(),
+            "--json",
+        ]);
         assert_ok(&out);
         serde_json::from_str(&stdout(&out)).unwrap()
     };
@@ -318,7 +412,10 @@ fn reindex_is_incremental_and_follows_changes() {
         "def frobnicate_widgets(widgets):\n    \"\"\"Frobnicate every widget twice.\"\"\"\n    return [w * 2 for w in widgets]\n",
     )
     .unwrap();
-    let victim = cases().into_iter().find(|c| c.mode == "text" && !c.expected.contains("::")).unwrap();
+    let victim = cases()
+        .into_iter()
+        .find(|c| c.mode == "text" && !c.expected.contains("::"))
+        .unwrap();
     let third = index(&repo);
     assert_eq!(third["files_changed"], 1);
     let hits = search_json(&db, "text", "frobnicate widgets", &["--top-k", "1"]);
@@ -335,10 +432,23 @@ fn reindex_is_incremental_and_follows_changes() {
 
     // --rebuild gives the same rows as the incremental path.
     let status = |db: &Path| -> Value {
-        serde_json::from_str(&stdout(&run(&["status", "--db", db.to_str().unwrap(), "--json"]))).unwrap()
+        serde_json::from_str(&stdout(&run(&[
+            "status",
+            "--db",
+            db.to_str().unwrap(),
+            "--json",
+        ])))
+        .unwrap()
     };
     let before = status(&db);
-    let out = run(&["index", repo.to_str().unwrap(), "--db", db.to_str().unwrap(), "--rebuild", "--json"]);
+    let out = run(&[
+        "index",
+        repo.to_str().unwrap(),
+        "--db",
+        db.to_str().unwrap(),
+        "--rebuild",
+        "--json",
+    ]);
     assert_ok(&out);
     let after = status(&db);
     assert_eq!(before["chunks"], after["chunks"]);
@@ -357,12 +467,24 @@ fn hostile_files_are_skipped_with_reasons_and_nothing_else_is_lost() {
     .unwrap();
     fs::write(repo.join("src/empty.py"), "").unwrap();
     fs::write(repo.join("src/binary.bin"), b"\x00\x01\x02\xffELF\x00\x00").unwrap();
-    fs::write(repo.join("src/latin1.py"), b"def greet_caf\xe9_owner():\n    return 'caf\xe9'\n").unwrap();
+    fs::write(
+        repo.join("src/latin1.py"),
+        b"def greet_caf\xe9_owner():\n    return 'caf\xe9'\n",
+    )
+    .unwrap();
     let nested_py = format!("x = {}{}\n", "[".repeat(10_000), "]".repeat(10_000));
     fs::write(repo.join("src/nested.py"), nested_py).unwrap();
-    let nested_rs = format!("fn deep() {{ {}{} }}\n", "{".repeat(10_000), "}".repeat(10_000));
+    let nested_rs = format!(
+        "fn deep() {{ {}{} }}\n",
+        "{".repeat(10_000),
+        "}".repeat(10_000)
+    );
     fs::write(repo.join("src/nested.rs"), nested_rs).unwrap();
-    fs::write(repo.join("src/broken.rs"), "fn broken_parse_thing( {\n    let x = ;\n}\nfn still_fine_after_error() -> u8 { 7 }\n").unwrap();
+    fs::write(
+        repo.join("src/broken.rs"),
+        "fn broken_parse_thing( {\n    let x = ;\n}\nfn still_fine_after_error() -> u8 { 7 }\n",
+    )
+    .unwrap();
     let big = "a".repeat(50 * 1024 * 1024);
     fs::write(repo.join("huge.txt"), big).unwrap();
     std::os::unix::fs::symlink(&repo, repo.join("src/loop")).unwrap();
@@ -373,7 +495,13 @@ fn hostile_files_are_skipped_with_reasons_and_nothing_else_is_lost() {
     let readable_anyway = fs::read(&locked).is_ok(); // root ignores permissions
 
     let db = base.join("db");
-    let out = run(&["index", repo.to_str().unwrap(), "--db", db.to_str().unwrap(), "--json"]);
+    let out = run(&[
+        "index",
+        repo.to_str().unwrap(),
+        "--db",
+        db.to_str().unwrap(),
+        "--json",
+    ]);
     fs::set_permissions(&locked, fs::Permissions::from_mode(0o644)).unwrap();
     assert_ok(&out);
     let summary: Value = serde_json::from_str(&stdout(&out)).unwrap();
@@ -381,30 +509,66 @@ fn hostile_files_are_skipped_with_reasons_and_nothing_else_is_lost() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| (s["path"].as_str().unwrap().to_string(), s["reason"].as_str().unwrap().to_string()))
+        .map(|s| {
+            (
+                s["path"].as_str().unwrap().to_string(),
+                s["reason"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
-    let reason = |path: &str| skipped.iter().find(|(p, _)| p == path).map(|(_, r)| r.clone());
-    assert_eq!(reason("src/binary.bin").as_deref(), Some("binary file"), "{skipped:?}");
-    assert!(reason("huge.txt").unwrap().contains("larger than"), "{skipped:?}");
-    assert!(skipped.iter().any(|(_, r)| r.contains("symlink loop")), "{skipped:?}");
+    let reason = |path: &str| {
+        skipped
+            .iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, r)| r.clone())
+    };
+    assert_eq!(
+        reason("src/binary.bin").as_deref(),
+        Some("binary file"),
+        "{skipped:?}"
+    );
+    assert!(
+        reason("huge.txt").unwrap().contains("larger than"),
+        "{skipped:?}"
+    );
+    assert!(
+        skipped.iter().any(|(_, r)| r.contains("symlink loop")),
+        "{skipped:?}"
+    );
     if readable_anyway {
         assert!(reason("src/locked.py").is_none());
     } else {
-        assert_eq!(reason("src/locked.py").as_deref(), Some("permission denied"));
+        assert_eq!(
+            reason("src/locked.py").as_deref(),
+            Some("permission denied")
+        );
     }
     let lossy = summary["roots"][0]["lossy_files"].as_array().unwrap();
     assert_eq!(lossy, &vec![Value::from("src/latin1.py")]);
 
     for (query, path, text) in [
-        ("checksum total of values", "src/good.py", "def compute_checksum_total"),
+        (
+            "checksum total of values",
+            "src/good.py",
+            "def compute_checksum_total",
+        ),
         // U+FFFD is no identifier character, so the symbol is cut there;
         // the text keeps the replacement character.
-        ("greet the cafe owner", "src/latin1.py", "def greet_caf\u{fffd}_owner"),
-        ("still fine after error", "src/broken.rs", "fn still_fine_after_error"),
+        (
+            "greet the cafe owner",
+            "src/latin1.py",
+            "def greet_caf\u{fffd}_owner",
+        ),
+        (
+            "still fine after error",
+            "src/broken.rs",
+            "fn still_fine_after_error",
+        ),
     ] {
         let hits = search_json(&db, "text", query, &["--top-k", "3"]);
         assert!(
-            hits.iter().any(|h| h["path"] == path && h["text"].as_str().unwrap().contains(text)),
+            hits.iter()
+                .any(|h| h["path"] == path && h["text"].as_str().unwrap().contains(text)),
             "{text} must survive next to hostile files: {hits:?}"
         );
     }
@@ -438,11 +602,24 @@ fn foreign_and_mismatched_indexes_are_refused() {
     fs::write(not_index.join("todo.txt"), "buy milk").unwrap();
     let out = run(&["search", "--db", not_index.to_str().unwrap(), "anything"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("is not a Quarry index"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is not a Quarry index"),
+        "{}",
+        stderr(&out)
+    );
     let repo = fixtures().join("repo");
-    let out = run(&["index", repo.to_str().unwrap(), "--db", not_index.to_str().unwrap()]);
+    let out = run(&[
+        "index",
+        repo.to_str().unwrap(),
+        "--db",
+        not_index.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(2));
-    assert_eq!(fs::read_to_string(not_index.join("todo.txt")).unwrap(), "buy milk", "nothing lost");
+    assert_eq!(
+        fs::read_to_string(not_index.join("todo.txt")).unwrap(),
+        "buy milk",
+        "nothing lost"
+    );
 
     let missing = base.join("missing");
     let out = run(&["search", "--db", missing.to_str().unwrap(), "anything"]);
@@ -453,15 +630,27 @@ fn foreign_and_mismatched_indexes_are_refused() {
     let other = base.join("other-model");
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        quarry_store::Store::open_or_create(&other, &quarry_store::IndexMeta::new("acme/code-embed-v9", 768))
-            .await
-            .unwrap();
+        quarry_store::Store::open_or_create(
+            &other,
+            &quarry_store::IndexMeta::new("acme/code-embed-v9", 768),
+        )
+        .await
+        .unwrap();
     });
     let out = run(&["search", "--db", other.to_str().unwrap(), "anything"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("acme/code-embed-v9"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("acme/code-embed-v9"),
+        "{}",
+        stderr(&out)
+    );
     assert!(stderr(&out).contains("--rebuild"));
-    let out = run(&["index", repo.to_str().unwrap(), "--db", other.to_str().unwrap()]);
+    let out = run(&[
+        "index",
+        repo.to_str().unwrap(),
+        "--db",
+        other.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("--rebuild"), "{}", stderr(&out));
 }
@@ -481,6 +670,9 @@ fn models_lists_the_default_model() {
     let out = run(&["models"]);
     assert_ok(&out);
     let text = stdout(&out);
-    assert!(text.contains("sentence-transformers/all-MiniLM-L6-v2 (default)"), "{text}");
+    assert!(
+        text.contains("sentence-transformers/all-MiniLM-L6-v2 (default)"),
+        "{text}"
+    );
     assert!(text.contains("device: cpu"), "{text}");
 }

@@ -10,7 +10,9 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use quarry_chunk::TokenCounter;
 use quarry_index::{walk, IndexOptions};
-use quarry_models::{ensure_model, quarry_home, select_device, DevicePreference, Embedder, DEFAULT_MODEL};
+use quarry_models::{
+    ensure_model, quarry_home, select_device, DevicePreference, Embedder, DEFAULT_MODEL,
+};
 use quarry_search::{Mode, SearchRequest};
 use quarry_store::{IndexMeta, Store};
 
@@ -29,7 +31,9 @@ fn parse_args() -> Result<Args> {
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
-            "--embed-sample" => args.embed_sample = it.next().context("--embed-sample N")?.parse()?,
+            "--embed-sample" => {
+                args.embed_sample = it.next().context("--embed-sample N")?.parse()?
+            }
             "--queries" => args.queries = it.next().context("--queries N")?.parse()?,
             "-h" | "--help" => {
                 println!("usage: quarry-bench [--embed-sample N] [--queries N] DIR...");
@@ -118,27 +122,46 @@ async fn bench_tree(tree: &Path, embedder: &Embedder, args: &Args) -> Result<Row
     let mut bytes = 0u64;
     let mut chunks = Vec::new();
     for file in &walked.files {
-        let Ok(data) = std::fs::read(&file.abs) else { continue };
+        let Ok(data) = std::fs::read(&file.abs) else {
+            continue;
+        };
         if data[..data.len().min(8192)].contains(&0) {
             continue;
         }
         bytes += data.len() as u64;
         let text = String::from_utf8_lossy(&data);
-        chunks.extend(quarry_chunk::chunk_source(Path::new(&file.rel), &text, &options.chunking, &tokens));
+        chunks.extend(quarry_chunk::chunk_source(
+            Path::new(&file.rel),
+            &text,
+            &options.chunking,
+            &tokens,
+        ));
     }
     let chunk_secs = started.elapsed().as_secs_f64();
 
     // Embedding throughput on an evenly spread sample of the chunks.
     let step = (chunks.len() / args.embed_sample.max(1)).max(1);
-    let sample: Vec<&str> = chunks.iter().step_by(step).take(args.embed_sample).map(|c| c.embed_text.as_str()).collect();
-    let sample_tokens: usize = sample.iter().map(|t| tokens.count(t).min(DEFAULT_MODEL.max_tokens)).sum();
+    let sample: Vec<&str> = chunks
+        .iter()
+        .step_by(step)
+        .take(args.embed_sample)
+        .map(|c| c.embed_text.as_str())
+        .collect();
+    let sample_tokens: usize = sample
+        .iter()
+        .map(|t| tokens.count(t).min(DEFAULT_MODEL.max_tokens))
+        .sum();
     let started = Instant::now();
     embedder.embed(&sample)?;
     let embed_secs = started.elapsed().as_secs_f64();
 
     // The whole pipeline into a fresh index.
     let db = tempfile::tempdir()?;
-    let store = Store::open_or_create(&db.path().join("index"), &IndexMeta::new(DEFAULT_MODEL.id, DEFAULT_MODEL.dim)).await?;
+    let store = Store::open_or_create(
+        &db.path().join("index"),
+        &IndexMeta::new(DEFAULT_MODEL.id, DEFAULT_MODEL.dim),
+    )
+    .await?;
     let started = Instant::now();
     let report = quarry_index::index_root(&store, embedder, tree, &options, &mut |_| {}).await?;
     let index_secs = started.elapsed().as_secs_f64();
@@ -162,10 +185,18 @@ async fn bench_tree(tree: &Path, embedder: &Embedder, args: &Args) -> Result<Row
         latencies.push(started.elapsed().as_secs_f64() * 1000.0);
     }
     latencies.sort_by(f64::total_cmp);
-    let pct = |p: f64| latencies.get(((latencies.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(0.0);
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * p).round() as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
 
     Ok(Row {
-        name: tree.file_name().map_or_else(|| tree.display().to_string(), |n| n.to_string_lossy().into_owned()),
+        name: tree.file_name().map_or_else(
+            || tree.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        ),
         files: walked.files.len(),
         source_mb: bytes as f64 / 1e6,
         chunks: report.chunks_total,

@@ -98,7 +98,11 @@ impl From<ModeArg> for Mode {
 #[derive(Args, Debug)]
 struct SearchArgs {
     /// What to look for: words, a code snippet, or an issue's text.
-    #[arg(value_name = "QUERY", conflicts_with = "query_file", required_unless_present = "query_file")]
+    #[arg(
+        value_name = "QUERY",
+        conflicts_with = "query_file",
+        required_unless_present = "query_file"
+    )]
     query: Option<String>,
     /// Read the query from a file, or `-` for standard input.
     #[arg(long, value_name = "FILE")]
@@ -250,7 +254,9 @@ async fn index(args: IndexArgs) -> Result<()> {
         Store::destroy(&db).with_context(|| format!("removing the index at {}", db.display()))?;
     }
     let meta = IndexMeta::new(spec.id, spec.dim);
-    let store = Store::open_or_create(&db, &meta).await.map_err(store_error)?;
+    let store = Store::open_or_create(&db, &meta)
+        .await
+        .map_err(store_error)?;
     let embedder = load_embedder(spec)?;
     let options = IndexOptions {
         max_file_size: args.max_file_size,
@@ -290,7 +296,10 @@ async fn index(args: IndexArgs) -> Result<()> {
         reports.push(report);
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&index_summary(&reports, &db))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&index_summary(&reports, &db))?
+        );
     } else {
         println!("Index: {}", db.display());
     }
@@ -328,7 +337,9 @@ fn index_summary(reports: &[IndexReport], db: &Path) -> serde_json::Value {
 
 fn store_error(err: StoreError) -> anyhow::Error {
     match err {
-        StoreError::NotAnIndex { .. } | StoreError::Missing { .. } => UsageError(err.to_string()).into(),
+        StoreError::NotAnIndex { .. } | StoreError::Missing { .. } => {
+            UsageError(err.to_string()).into()
+        }
         other => other.into(),
     }
 }
@@ -389,9 +400,11 @@ async fn search(args: SearchArgs) -> Result<()> {
     };
     let outcome = match quarry_search::search(&store, &embedder, &request).await {
         Ok(outcome) => outcome,
-        Err(e @ (SearchError::EmptyQuery | SearchError::BadGlob { .. } | SearchError::UnknownRepo(_))) => {
-            return Err(UsageError(e.to_string()).into())
-        }
+        Err(
+            e @ (SearchError::EmptyQuery
+            | SearchError::BadGlob { .. }
+            | SearchError::UnknownRepo(_)),
+        ) => return Err(UsageError(e.to_string()).into()),
         Err(e) => return Err(e.into()),
     };
     if args.json {
@@ -430,13 +443,20 @@ fn models(args: ModelsArgs) -> Result<()> {
     match args.action.unwrap_or(ModelsAction::List) {
         ModelsAction::List => {
             let (_, device) = select_device(DevicePreference::Auto);
-            println!("Models in {} (device: {device})", home.join("models").display());
+            println!(
+                "Models in {} (device: {device})",
+                home.join("models").display()
+            );
             for spec in known_models() {
                 let installed = is_installed(&home, spec);
                 println!(
                     "  {}{}  {}-d, {} tokens  {}",
                     spec.id,
-                    if spec.id == DEFAULT_MODEL.id { " (default)" } else { "" },
+                    if spec.id == DEFAULT_MODEL.id {
+                        " (default)"
+                    } else {
+                        ""
+                    },
                     spec.dim,
                     spec.max_tokens,
                     if installed {
@@ -454,12 +474,20 @@ fn models(args: ModelsArgs) -> Result<()> {
                 Some(id) => find_model(&id).ok_or_else(|| {
                     UsageError(format!(
                         "unknown model `{id}`; known: {}",
-                        known_models().iter().map(|m| m.id).collect::<Vec<_>>().join(", ")
+                        known_models()
+                            .iter()
+                            .map(|m| m.id)
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ))
                 })?,
             };
             if is_installed(&home, spec) {
-                println!("{} is already installed in {}", spec.id, model_dir(&home, spec).display());
+                println!(
+                    "{} is already installed in {}",
+                    spec.id,
+                    model_dir(&home, spec).display()
+                );
                 return Ok(());
             }
             let bar = ProgressBar::hidden();

@@ -48,7 +48,10 @@ pub fn print_index_report(report: &IndexReport) {
         println!("  skipped {}: {}", skipped.path, skipped.reason);
     }
     if report.skipped.len() > SKIPPED_SHOWN {
-        println!("  ... and {} more skipped", report.skipped.len() - SKIPPED_SHOWN);
+        println!(
+            "  ... and {} more skipped",
+            report.skipped.len() - SKIPPED_SHOWN
+        );
     }
     if !report.lossy_files.is_empty() {
         println!(
@@ -75,16 +78,26 @@ pub fn print_hits(outcome: &SearchOutcome) {
         .collect();
     needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
     needles.dedup();
-    println!("{} results ({} mode)", outcome.hits.len(), outcome.mode.as_str());
+    println!(
+        "{} results ({} mode)",
+        outcome.hits.len(),
+        outcome.mode.as_str()
+    );
     for (rank, hit) in outcome.hits.iter().enumerate() {
         println!();
         println!(
             "{} {} {}  {}  {}",
             style.paint("1;36", &format!("{:>2}.", rank + 1)),
             style.paint("2", &format!("{:.4}", hit.score)),
-            style.paint("1;32", &format!("{}:{}-{}", hit.path, hit.start_line, hit.end_line)),
+            style.paint(
+                "1;32",
+                &format!("{}:{}-{}", hit.path, hit.start_line, hit.end_line)
+            ),
             style.paint("1", &hit.symbol),
-            style.paint("2", &format!("{} {} in {}", hit.language, hit.kind, hit.root)),
+            style.paint(
+                "2",
+                &format!("{} {} in {}", hit.language, hit.kind, hit.root)
+            ),
         );
         let lines: Vec<&str> = hit.text.lines().collect();
         for (i, line) in lines.iter().take(SNIPPET_LINES).enumerate() {
@@ -96,7 +109,13 @@ pub fn print_hits(outcome: &SearchOutcome) {
             );
         }
         if lines.len() > SNIPPET_LINES {
-            println!("{}", style.paint("2", &format!("      │ ... {} more lines", lines.len() - SNIPPET_LINES)));
+            println!(
+                "{}",
+                style.paint(
+                    "2",
+                    &format!("      │ ... {} more lines", lines.len() - SNIPPET_LINES)
+                )
+            );
         }
     }
 }
@@ -116,7 +135,9 @@ fn highlight(line: &str, needles: &[String], style: &Style) -> String {
         let mut from = 0;
         while let Some(pos) = lower[from..].find(needle.as_str()) {
             let start = from + pos;
-            marked[start..start + needle.len()].iter_mut().for_each(|m| *m = true);
+            marked[start..start + needle.len()]
+                .iter_mut()
+                .for_each(|m| *m = true);
             from = start + needle.len();
         }
     }
@@ -137,7 +158,10 @@ fn highlight(line: &str, needles: &[String], style: &Style) -> String {
 
 pub fn print_status(status: &IndexStatus) {
     println!("Index:   {}", status.db.display());
-    println!("Model:   {} ({}-d, schema v{})", status.meta.model, status.meta.dim, status.meta.schema_version);
+    println!(
+        "Model:   {} ({}-d, schema v{})",
+        status.meta.model, status.meta.dim, status.meta.schema_version
+    );
     println!(
         "Size:    {:.1} MiB on disk, {} versions",
         status.bytes as f64 / (1024.0 * 1024.0),
@@ -148,7 +172,10 @@ pub fn print_status(status: &IndexStatus) {
         println!("Nothing indexed yet: `quarry index DIR`.");
     }
     for root in &status.roots {
-        println!("  {}  {} files, {} chunks", root.root, root.files, root.chunks);
+        println!(
+            "  {}  {} files, {} chunks",
+            root.root, root.files, root.chunks
+        );
     }
 }
 

@@ -257,10 +257,14 @@ pub async fn index_root(
             .zip(vectors)
             .map(|((path, chunk), vector)| chunk_row(&root, path, chunk, vector))
             .collect();
-        store.replace_files(&root, &paths, &file_rows, &rows).await?;
+        store
+            .replace_files(&root, &paths, &file_rows, &rows)
+            .await?;
         if !touched.is_empty() {
             let touched_paths: Vec<String> = touched.iter().map(|f| f.path.clone()).collect();
-            store.update_file_records(&root, &touched_paths, &touched).await?;
+            store
+                .update_file_records(&root, &touched_paths, &touched)
+                .await?;
         }
         on_progress(IndexProgress::Advanced {
             files_done,

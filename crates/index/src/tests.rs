@@ -52,7 +52,10 @@ fn walk_reports_symlink_loops_and_keeps_going() {
     let result = walk::walk(root, &IndexOptions::default()).unwrap();
     assert_eq!(rels(&result), vec!["a/file.rs"]);
     assert!(
-        result.skipped.iter().any(|s| s.reason.contains("symlink loop")),
+        result
+            .skipped
+            .iter()
+            .any(|s| s.reason.contains("symlink loop")),
         "{:?}",
         result.skipped
     );
@@ -111,26 +114,49 @@ fn reindex_skips_unchanged_and_drops_deleted() {
         let repo = tempfile::tempdir().unwrap();
         let db = tempfile::tempdir().unwrap();
         let root = repo.path();
-        write(root, "lib.rs", b"/// Adds two numbers.\npub fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n");
-        write(root, "util.py", b"def shout(text):\n    return text.upper() + '!'\n");
+        write(
+            root,
+            "lib.rs",
+            b"/// Adds two numbers.\npub fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n",
+        );
+        write(
+            root,
+            "util.py",
+            b"def shout(text):\n    return text.upper() + '!'\n",
+        );
         write(root, "image.png", b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR");
-        let store = Store::open_or_create(&db.path().join("idx"), &meta()).await.unwrap();
+        let store = Store::open_or_create(&db.path().join("idx"), &meta())
+            .await
+            .unwrap();
         let options = IndexOptions::default();
 
-        let first = index_root(&store, embedder(), root, &options, &mut |_| {}).await.unwrap();
+        let first = index_root(&store, embedder(), root, &options, &mut |_| {})
+            .await
+            .unwrap();
         assert_eq!(first.files_scanned, 3);
         assert_eq!(first.files_changed, 2);
-        assert!(first.skipped.iter().any(|s| s.path == "image.png" && s.reason == "binary file"));
+        assert!(first
+            .skipped
+            .iter()
+            .any(|s| s.path == "image.png" && s.reason == "binary file"));
         assert!(first.chunks_total >= 2);
         let prints = store.chunk_fingerprints().await.unwrap();
 
-        let second = index_root(&store, embedder(), root, &options, &mut |_| {}).await.unwrap();
+        let second = index_root(&store, embedder(), root, &options, &mut |_| {})
+            .await
+            .unwrap();
         assert_eq!(second.files_changed, 0);
         assert_eq!(second.chunks_embedded, 0);
-        assert_eq!(store.chunk_fingerprints().await.unwrap(), prints, "same tree, same rows");
+        assert_eq!(
+            store.chunk_fingerprints().await.unwrap(),
+            prints,
+            "same tree, same rows"
+        );
 
         fs::remove_file(root.join("util.py")).unwrap();
-        let third = index_root(&store, embedder(), root, &options, &mut |_| {}).await.unwrap();
+        let third = index_root(&store, embedder(), root, &options, &mut |_| {})
+            .await
+            .unwrap();
         assert_eq!(third.files_deleted, 1);
         let after = store.chunk_fingerprints().await.unwrap();
         assert!(after.iter().all(|p| p.1 != "util.py"), "{after:?}");
@@ -140,7 +166,9 @@ fn reindex_skips_unchanged_and_drops_deleted() {
         let contents = fs::read(root.join("lib.rs")).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(20));
         fs::write(root.join("lib.rs"), contents).unwrap();
-        let fourth = index_root(&store, embedder(), root, &options, &mut |_| {}).await.unwrap();
+        let fourth = index_root(&store, embedder(), root, &options, &mut |_| {})
+            .await
+            .unwrap();
         assert_eq!((fourth.files_changed, fourth.chunks_embedded), (0, 0));
         assert_eq!(store.chunk_fingerprints().await.unwrap(), after);
     });

@@ -122,10 +122,14 @@ pub fn walk(root: &Path, options: &IndexOptions) -> Result<WalkResult, IndexErro
 
 fn push_skip(result: &Mutex<WalkResult>, root: &Path, path: &Path, reason: String) {
     tracing::debug!(path = %path.display(), %reason, "skipped");
-    result.lock().expect("walk result lock").skipped.push(Skipped {
-        path: relative(root, path),
-        reason,
-    });
+    result
+        .lock()
+        .expect("walk result lock")
+        .skipped
+        .push(Skipped {
+            path: relative(root, path),
+            reason,
+        });
 }
 
 /// `path` relative to `root`, `/`-separated, for storage and display.

@@ -197,7 +197,11 @@ pub async fn search(
     }
 
     let top = 1.0 / (RRF_K + 1.0);
-    let identifiers: Vec<String> = analysis.boost_names.iter().map(|i| i.to_lowercase()).collect();
+    let identifiers: Vec<String> = analysis
+        .boost_names
+        .iter()
+        .map(|i| i.to_lowercase())
+        .collect();
     let mut hits: Vec<(StoredChunk, f32)> = fused
         .into_values()
         .filter(|(chunk, _)| globs.as_ref().is_none_or(|g| g.is_match(&chunk.path)))
@@ -223,7 +227,14 @@ pub async fn search(
     // Windows of one long function share its symbol: show it once, at its
     // best window.
     let mut seen = std::collections::HashSet::new();
-    hits.retain(|(c, _)| seen.insert((c.root.clone(), c.path.clone(), c.kind.clone(), c.symbol.clone())));
+    hits.retain(|(c, _)| {
+        seen.insert((
+            c.root.clone(),
+            c.path.clone(),
+            c.kind.clone(),
+            c.symbol.clone(),
+        ))
+    });
     hits.truncate(top_k);
     Ok(SearchOutcome {
         mode: analysis.mode,

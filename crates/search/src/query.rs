@@ -72,19 +72,159 @@ pub const MAX_ANALYSED_BYTES: usize = 64 * 1024;
 const MAX_TERMS: usize = 64;
 
 const STOPWORDS: &[&str] = &[
-    "a", "an", "the", "and", "or", "but", "if", "then", "else", "of", "to", "in", "on", "at",
-    "by", "for", "with", "from", "into", "as", "is", "are", "was", "were", "be", "been", "being",
-    "it", "its", "this", "that", "these", "those", "there", "here", "i", "we", "you", "he",
-    "she", "they", "me", "my", "our", "your", "their", "do", "does", "did", "doing", "have",
-    "has", "had", "not", "no", "so", "can", "could", "should", "would", "will", "shall", "may",
-    "might", "must", "when", "where", "what", "which", "who", "whom", "how", "why", "all", "any",
-    "some", "such", "than", "too", "very", "just", "also", "only", "about", "up", "down", "out",
-    "over", "under", "again", "once", "after", "before", "while", "because", "both", "each",
-    "few", "more", "most", "other", "same", "own", "get", "got", "like", "using", "use", "used",
-    "way", "want", "need", "see", "e", "g", "eg", "ie", "etc", "please", "thanks", "hi", "hello",
-    "am", "let", "s", "t", "don", "doesn", "isn", "wasn", "aren", "instead", "however", "still",
-    "even", "one", "two", "new", "make", "made", "expected", "actual", "behavior", "behaviour",
-    "bug", "issue", "problem", "error", "following", "example", "code", "run", "version",
+    "a",
+    "an",
+    "the",
+    "and",
+    "or",
+    "but",
+    "if",
+    "then",
+    "else",
+    "of",
+    "to",
+    "in",
+    "on",
+    "at",
+    "by",
+    "for",
+    "with",
+    "from",
+    "into",
+    "as",
+    "is",
+    "are",
+    "was",
+    "were",
+    "be",
+    "been",
+    "being",
+    "it",
+    "its",
+    "this",
+    "that",
+    "these",
+    "those",
+    "there",
+    "here",
+    "i",
+    "we",
+    "you",
+    "he",
+    "she",
+    "they",
+    "me",
+    "my",
+    "our",
+    "your",
+    "their",
+    "do",
+    "does",
+    "did",
+    "doing",
+    "have",
+    "has",
+    "had",
+    "not",
+    "no",
+    "so",
+    "can",
+    "could",
+    "should",
+    "would",
+    "will",
+    "shall",
+    "may",
+    "might",
+    "must",
+    "when",
+    "where",
+    "what",
+    "which",
+    "who",
+    "whom",
+    "how",
+    "why",
+    "all",
+    "any",
+    "some",
+    "such",
+    "than",
+    "too",
+    "very",
+    "just",
+    "also",
+    "only",
+    "about",
+    "up",
+    "down",
+    "out",
+    "over",
+    "under",
+    "again",
+    "once",
+    "after",
+    "before",
+    "while",
+    "because",
+    "both",
+    "each",
+    "few",
+    "more",
+    "most",
+    "other",
+    "same",
+    "own",
+    "get",
+    "got",
+    "like",
+    "using",
+    "use",
+    "used",
+    "way",
+    "want",
+    "need",
+    "see",
+    "e",
+    "g",
+    "eg",
+    "ie",
+    "etc",
+    "please",
+    "thanks",
+    "hi",
+    "hello",
+    "am",
+    "let",
+    "s",
+    "t",
+    "don",
+    "doesn",
+    "isn",
+    "wasn",
+    "aren",
+    "instead",
+    "however",
+    "still",
+    "even",
+    "one",
+    "two",
+    "new",
+    "make",
+    "made",
+    "expected",
+    "actual",
+    "behavior",
+    "behaviour",
+    "bug",
+    "issue",
+    "problem",
+    "error",
+    "following",
+    "example",
+    "code",
+    "run",
+    "version",
 ];
 
 fn stopwords() -> &'static HashSet<&'static str> {
@@ -150,7 +290,9 @@ pub fn detect_mode(query: &str) -> Mode {
     if traceback.is_match(query) && prose_lines >= 1 {
         return Mode::Issue;
     }
-    let sentences = query.matches(". ").count() + query.matches(".\n").count() + usize::from(query.trim_end().ends_with('.'));
+    let sentences = query.matches(". ").count()
+        + query.matches(".\n").count()
+        + usize::from(query.trim_end().ends_with('.'));
     if (prose_lines >= 2 || (prose_lines >= 1 && sentences >= 2)) && query.len() > 120 {
         return Mode::Issue;
     }
@@ -180,7 +322,9 @@ fn looks_like_prose(line: &str) -> bool {
     let stop = words
         .iter()
         .filter(|w| {
-            let w = w.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase();
+            let w = w
+                .trim_matches(|c: char| !c.is_alphanumeric())
+                .to_lowercase();
             stopwords().contains(w.as_str())
         })
         .count();
@@ -259,7 +403,9 @@ fn is_code_style(word: &str) -> bool {
     let has_lower = word.chars().any(|c| c.is_lowercase());
     let has_upper = word.chars().any(|c| c.is_uppercase());
     let inner_upper = word.chars().skip(1).any(|c| c.is_uppercase());
-    word.contains('_') || (has_lower && inner_upper) || (has_upper && !has_lower && word.len() > 3 && word.contains('_'))
+    word.contains('_')
+        || (has_lower && inner_upper)
+        || (has_upper && !has_lower && word.len() > 3 && word.contains('_'))
 }
 
 fn identifiers(query: &str, frames: &[Frame]) -> Vec<String> {
@@ -268,11 +414,17 @@ fn identifiers(query: &str, frames: &[Frame]) -> Vec<String> {
     static DOTTED: OnceLock<Regex> = OnceLock::new();
     let word = regex(&WORD, r"[A-Za-z_][A-Za-z0-9_]*");
     let call = regex(&CALL, r"([A-Za-z_][A-Za-z0-9_]*)\s*\(");
-    let dotted = regex(&DOTTED, r"[A-Za-z_][A-Za-z0-9_]*(?:(?:\.|::)[A-Za-z_][A-Za-z0-9_]*)+");
+    let dotted = regex(
+        &DOTTED,
+        r"[A-Za-z_][A-Za-z0-9_]*(?:(?:\.|::)[A-Za-z_][A-Za-z0-9_]*)+",
+    );
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     let mut push = |name: &str, out: &mut Vec<String>| {
-        if name.len() >= 3 && !stopwords().contains(name.to_lowercase().as_str()) && seen.insert(name.to_string()) {
+        if name.len() >= 3
+            && !stopwords().contains(name.to_lowercase().as_str())
+            && seen.insert(name.to_string())
+        {
             out.push(name.to_string());
         }
     };
@@ -368,10 +520,40 @@ fn terms(query: &str, identifiers: &[String], mode: Mode) -> Vec<String> {
 fn is_keyword(word: &str) -> bool {
     matches!(
         word,
-        "def" | "fn" | "pub" | "class" | "impl" | "struct" | "enum" | "trait" | "let" | "const"
-            | "var" | "function" | "import" | "return" | "self" | "mut" | "elif" | "while"
-            | "match" | "async" | "await" | "none" | "true" | "false" | "null" | "str" | "int"
-            | "string" | "void" | "static" | "public" | "private" | "new" | "this"
+        "def"
+            | "fn"
+            | "pub"
+            | "class"
+            | "impl"
+            | "struct"
+            | "enum"
+            | "trait"
+            | "let"
+            | "const"
+            | "var"
+            | "function"
+            | "import"
+            | "return"
+            | "self"
+            | "mut"
+            | "elif"
+            | "while"
+            | "match"
+            | "async"
+            | "await"
+            | "none"
+            | "true"
+            | "false"
+            | "null"
+            | "str"
+            | "int"
+            | "string"
+            | "void"
+            | "static"
+            | "public"
+            | "private"
+            | "new"
+            | "this"
     )
 }
 
@@ -381,7 +563,10 @@ mod tests {
 
     #[test]
     fn detects_modes() {
-        assert_eq!(detect_mode("retry an http request with backoff"), Mode::Text);
+        assert_eq!(
+            detect_mode("retry an http request with backoff"),
+            Mode::Text
+        );
         assert_eq!(detect_mode("parse_config"), Mode::Text);
         assert_eq!(
             detect_mode("fn add(a: i32, b: i32) -> i32 {\n    a + b\n}"),
@@ -406,21 +591,35 @@ mod tests {
         assert_eq!(a.frames[0].path, "pkg/net/http.py");
         assert_eq!(a.frames[0].function.as_deref(), Some("send_request"));
         assert_eq!(a.frames[0].line, Some(3));
-        let panic = analyse("thread 'main' panicked at src/cache.rs:17:9:\nboom", Mode::Issue);
+        let panic = analyse(
+            "thread 'main' panicked at src/cache.rs:17:9:\nboom",
+            Mode::Issue,
+        );
         assert_eq!(panic.frames[0].path, "src/cache.rs");
         assert_eq!(panic.frames[0].line, Some(17));
         assert_eq!(a.identifiers[0], "send_request");
         for ident in ["Config", "from_path", "parseHTTPHeader", "max_retries"] {
-            assert!(a.identifiers.iter().any(|i| i == ident), "{ident} in {:?}", a.identifiers);
+            assert!(
+                a.identifiers.iter().any(|i| i == ident),
+                "{ident} in {:?}",
+                a.identifiers
+            );
         }
-        assert!(a.paths.contains(&"src/config.rs".to_string()), "{:?}", a.paths);
+        assert!(
+            a.paths.contains(&"src/config.rs".to_string()),
+            "{:?}",
+            a.paths
+        );
         assert!(a.paths.contains(&"pkg/net/http.py".to_string()));
         assert!(!a.identifiers.iter().any(|i| i == "config.rs" || i == "rs"));
     }
 
     #[test]
     fn code_mode_boosts_only_defined_names() {
-        let a = analyse("def should_retry(code):\n    return len(code) in (408, 429)", Mode::Code);
+        let a = analyse(
+            "def should_retry(code):\n    return len(code) in (408, 429)",
+            Mode::Code,
+        );
         assert_eq!(a.boost_names, vec!["should_retry"]);
         assert!(a.terms.contains(&"408".to_string()), "{:?}", a.terms);
         let a = analyse("why does parse_config fail", Mode::Text);
@@ -429,14 +628,23 @@ mod tests {
 
     #[test]
     fn splits_identifiers() {
-        assert_eq!(split_identifier("parseHTTPHeader"), vec!["parse", "http", "header"]);
-        assert_eq!(split_identifier("max_retries2"), vec!["max", "retries", "2"]);
+        assert_eq!(
+            split_identifier("parseHTTPHeader"),
+            vec!["parse", "http", "header"]
+        );
+        assert_eq!(
+            split_identifier("max_retries2"),
+            vec!["max", "retries", "2"]
+        );
         assert_eq!(split_identifier("XMLParser"), vec!["xml", "parser"]);
     }
 
     #[test]
     fn terms_drop_stopwords_and_are_capped() {
-        let a = analyse("how do I retry the request with exponential backoff", Mode::Text);
+        let a = analyse(
+            "how do I retry the request with exponential backoff",
+            Mode::Text,
+        );
         assert_eq!(a.terms, vec!["retry", "request", "exponential", "backoff"]);
         let huge = "lorem ipsum dolor sit amet consectetur ".repeat(100_000);
         let a = analyse(&huge, Mode::Auto);

@@ -146,7 +146,10 @@ fn strings<'a>(values: impl Iterator<Item = &'a str>) -> ArrayRef {
 }
 
 pub(crate) fn chunk_batch(schema: SchemaRef, rows: &[ChunkRow]) -> Result<RecordBatch> {
-    let dim = match schema.field_with_name("vector").map(|f| f.data_type().clone()) {
+    let dim = match schema
+        .field_with_name("vector")
+        .map(|f| f.data_type().clone())
+    {
         Ok(DataType::FixedSizeList(_, dim)) => dim,
         _ => return Err(StoreError::Data("chunks table has no vector column".into())),
     };
@@ -165,8 +168,12 @@ pub(crate) fn chunk_batch(schema: SchemaRef, rows: &[ChunkRow]) -> Result<Record
         strings(rows.iter().map(|r| r.language.as_str())),
         strings(rows.iter().map(|r| r.kind.as_str())),
         strings(rows.iter().map(|r| r.symbol.as_str())),
-        Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.start_line))),
-        Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.end_line))),
+        Arc::new(UInt32Array::from_iter_values(
+            rows.iter().map(|r| r.start_line),
+        )),
+        Arc::new(UInt32Array::from_iter_values(
+            rows.iter().map(|r| r.end_line),
+        )),
         strings(rows.iter().map(|r| r.content_hash.as_str())),
         strings(rows.iter().map(|r| r.text.as_str())),
         Arc::new(vectors),
@@ -179,7 +186,9 @@ pub(crate) fn file_batch(rows: &[FileRow]) -> Result<RecordBatch> {
         strings(rows.iter().map(|r| r.root.as_str())),
         strings(rows.iter().map(|r| r.path.as_str())),
         Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.size))),
-        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.mtime_ns))),
+        Arc::new(Int64Array::from_iter_values(
+            rows.iter().map(|r| r.mtime_ns),
+        )),
         strings(rows.iter().map(|r| r.content_hash.as_str())),
         Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.chunks))),
     ];

@@ -242,22 +242,22 @@ impl Store {
             DirState::Quarry => {}
         }
         let conn = connect(dir).await?;
-        let chunks = conn
-            .open_table(CHUNKS_TABLE)
-            .execute()
-            .await
-            .map_err(|e| StoreError::NotAnIndex {
-                dir: dir.to_path_buf(),
-                reason: format!("the chunks table cannot be opened: {e}"),
-            })?;
-        let files = conn
-            .open_table(FILES_TABLE)
-            .execute()
-            .await
-            .map_err(|e| StoreError::NotAnIndex {
-                dir: dir.to_path_buf(),
-                reason: format!("the files table cannot be opened: {e}"),
-            })?;
+        let chunks =
+            conn.open_table(CHUNKS_TABLE)
+                .execute()
+                .await
+                .map_err(|e| StoreError::NotAnIndex {
+                    dir: dir.to_path_buf(),
+                    reason: format!("the chunks table cannot be opened: {e}"),
+                })?;
+        let files =
+            conn.open_table(FILES_TABLE)
+                .execute()
+                .await
+                .map_err(|e| StoreError::NotAnIndex {
+                    dir: dir.to_path_buf(),
+                    reason: format!("the files table cannot be opened: {e}"),
+                })?;
         let schema = chunks.schema().await.map_err(lance("reading the schema"))?;
         let meta = IndexMeta::from_map(dir, schema.metadata())?;
         if meta.schema_version != SCHEMA_VERSION {
@@ -392,7 +392,11 @@ impl Store {
         // file whose record is stale, so the next run re-indexes it.
         self.delete_paths(&self.chunks, root, paths).await?;
         if !chunks.is_empty() {
-            let schema = self.chunks.schema().await.map_err(lance("reading schema"))?;
+            let schema = self
+                .chunks
+                .schema()
+                .await
+                .map_err(lance("reading schema"))?;
             let batch = arrow_rows::chunk_batch(schema, chunks)?;
             self.chunks
                 .add(batch)
@@ -517,7 +521,10 @@ impl Store {
             .nearest_to(vector)
             .map_err(lance("building the vector query"))?
             .distance_type(DistanceType::Cosine)
-            .select(Select::columns(&arrow_rows::with_column(arrow_rows::RESULT_COLUMNS, "_distance")))
+            .select(Select::columns(&arrow_rows::with_column(
+                arrow_rows::RESULT_COLUMNS,
+                "_distance",
+            )))
             .limit(limit);
         if let Some(sql) = filter.to_sql() {
             query = query.only_if(sql);
@@ -532,10 +539,7 @@ impl Store {
         let mut out = Vec::new();
         for batch in &batches {
             let distances = arrow_rows::f32_column(batch, "_distance")?;
-            for (row, distance) in arrow_rows::stored_chunks(batch)?
-                .into_iter()
-                .zip(distances)
-            {
+            for (row, distance) in arrow_rows::stored_chunks(batch)?.into_iter().zip(distances) {
                 out.push((row, 1.0 - distance));
             }
         }
@@ -571,7 +575,10 @@ impl Store {
             .chunks
             .query()
             .full_text_search(fts)
-            .select(Select::columns(&arrow_rows::with_column(arrow_rows::RESULT_COLUMNS, "_score")))
+            .select(Select::columns(&arrow_rows::with_column(
+                arrow_rows::RESULT_COLUMNS,
+                "_score",
+            )))
             .limit(limit);
         if let Some(sql) = filter.to_sql() {
             query = query.only_if(sql);
@@ -662,7 +669,11 @@ impl Store {
         let batches: Vec<RecordBatch> = self
             .chunks
             .query()
-            .only_if(format!("root = {} AND path = {}", sql_str(root), sql_str(path)))
+            .only_if(format!(
+                "root = {} AND path = {}",
+                sql_str(root),
+                sql_str(path)
+            ))
             .select(Select::columns(arrow_rows::RESULT_COLUMNS))
             .execute()
             .await

@@ -13,7 +13,12 @@ fn chunk(root: &str, path: &str, symbol: &str, text: &str, vector: [f32; DIM]) -
         id: format!("{root}:{path}:{symbol}"),
         root: root.into(),
         path: path.into(),
-        language: if path.ends_with(".rs") { "rust" } else { "python" }.into(),
+        language: if path.ends_with(".rs") {
+            "rust"
+        } else {
+            "python"
+        }
+        .into(),
         kind: "function".into(),
         symbol: symbol.into(),
         start_line: 1,
@@ -51,8 +56,20 @@ fn round_trip_search_and_replace() {
                 &["a.rs".into(), "b.py".into()],
                 &[file("/r", "a.rs", 1), file("/r", "b.py", 1)],
                 &[
-                    chunk("/r", "a.rs", "parse_config", "fn parse_config(path: &str) {}", [1.0, 0.0, 0.0, 0.0]),
-                    chunk("/r", "b.py", "retry_request", "def retry_request(url, backoff): pass", [0.0, 1.0, 0.0, 0.0]),
+                    chunk(
+                        "/r",
+                        "a.rs",
+                        "parse_config",
+                        "fn parse_config(path: &str) {}",
+                        [1.0, 0.0, 0.0, 0.0],
+                    ),
+                    chunk(
+                        "/r",
+                        "b.py",
+                        "retry_request",
+                        "def retry_request(url, backoff): pass",
+                        [0.0, 1.0, 0.0, 0.0],
+                    ),
                 ],
             )
             .await
@@ -77,7 +94,10 @@ fn round_trip_search_and_replace() {
             languages: vec!["python".into()],
             roots: vec![],
         };
-        let hits = store.vector_search(&[1.0, 0.0, 0.0, 0.0], 5, &filter).await.unwrap();
+        let hits = store
+            .vector_search(&[1.0, 0.0, 0.0, 0.0], 5, &filter)
+            .await
+            .unwrap();
         assert!(hits.iter().all(|(c, _)| c.language == "python"));
 
         // Replacing a file removes its old chunks; removing another drops it.
@@ -86,7 +106,13 @@ fn round_trip_search_and_replace() {
                 "/r",
                 &["a.rs".into(), "b.py".into()],
                 &[file("/r", "a.rs", 1)],
-                &[chunk("/r", "a.rs", "load_config", "fn load_config() {}", [1.0, 0.0, 0.0, 0.0])],
+                &[chunk(
+                    "/r",
+                    "a.rs",
+                    "load_config",
+                    "fn load_config() {}",
+                    [1.0, 0.0, 0.0, 0.0],
+                )],
             )
             .await
             .unwrap();
@@ -120,7 +146,10 @@ fn reopen_checks_model_and_refuses_foreign_dirs() {
         let foreign = dir.path().join("foreign");
         std::fs::create_dir_all(&foreign).unwrap();
         std::fs::write(foreign.join("notes.txt"), "hello").unwrap();
-        let err = Store::open_or_create(&foreign, &meta()).await.err().unwrap();
+        let err = Store::open_or_create(&foreign, &meta())
+            .await
+            .err()
+            .unwrap();
         assert!(matches!(err, StoreError::NotAnIndex { .. }), "{err}");
         assert!(foreign.join("notes.txt").exists(), "nothing is lost");
         assert!(Store::destroy(&foreign).is_err());
@@ -137,18 +166,29 @@ fn reopen_checks_model_and_refuses_foreign_dirs() {
 fn paths_with_quotes_are_escaped() {
     rt().block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_or_create(&dir.path().join("db"), &meta()).await.unwrap();
+        let store = Store::open_or_create(&dir.path().join("db"), &meta())
+            .await
+            .unwrap();
         let path = "it's a \"dir\"/o'clock.py".to_string();
         store
             .replace_files(
                 "/r'oot",
-                &[path.clone()],
+                std::slice::from_ref(&path),
                 &[file("/r'oot", &path, 1)],
-                &[chunk("/r'oot", &path, "f", "def f(): pass", [0.0, 0.0, 1.0, 0.0])],
+                &[chunk(
+                    "/r'oot",
+                    &path,
+                    "f",
+                    "def f(): pass",
+                    [0.0, 0.0, 1.0, 0.0],
+                )],
             )
             .await
             .unwrap();
-        store.replace_files("/r'oot", &[path], &[], &[]).await.unwrap();
+        store
+            .replace_files("/r'oot", &[path], &[], &[])
+            .await
+            .unwrap();
         assert!(store.chunk_fingerprints().await.unwrap().is_empty());
     });
 }
@@ -157,7 +197,9 @@ fn paths_with_quotes_are_escaped() {
 fn wrong_dimension_is_an_error() {
     rt().block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_or_create(&dir.path().join("db"), &meta()).await.unwrap();
+        let store = Store::open_or_create(&dir.path().join("db"), &meta())
+            .await
+            .unwrap();
         let mut bad = chunk("/r", "a.rs", "f", "fn f() {}", [0.0; DIM]);
         bad.vector.push(1.0);
         let err = store
