@@ -63,6 +63,26 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
+/// Runs `quarry index REPO --db DB --json EXTRA...`.
+fn index_raw(repo: &Path, db: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "index",
+        repo.to_str().unwrap(),
+        "--db",
+        db.to_str().unwrap(),
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
+/// Indexes and returns the `--json` summary, failing the test on error.
+fn index_json(repo: &Path, db: &Path, extra: &[&str]) -> Value {
+    let out = index_raw(repo, db, extra);
+    assert_ok(&out);
+    serde_json::from_str(&stdout(&out)).expect("index --json is JSON")
+}
+
 /// The fixture repository copied to a scratch directory and indexed once
 /// per test run: (repo, db, index summary).
 fn indexed_fixture() -> &'static (PathBuf, PathBuf, Value) {
@@ -72,15 +92,7 @@ fn indexed_fixture() -> &'static (PathBuf, PathBuf, Value) {
         let repo = base.join("repo");
         copy_tree(&fixtures().join("repo"), &repo);
         let db = base.join("db");
-        let out = run(&[
-            "index",
-            repo.to_str().unwrap(),
-            "--db",
-            db.to_str().unwrap(),
-            "--json",
-        ]);
-        assert_ok(&out);
-        let summary: Value = serde_json::from_str(&stdout(&out)).expect("index --json is JSON");
+        let summary = index_json(&repo, &db, &[]);
         (repo, db, summary)
     })
 }
@@ -365,6 +377,11 @@ fn human_output_shows_location_symbol_and_snippet() {
     assert!(text.contains("app/"), "{text}");
     assert!(text.contains("│"), "snippet with line numbers: {text}");
     assert!(!text.contains("\x1b["), "no colours when not a terminal");
+    // Regressions: an installed model is not announced again, and LanceDB's
+    // scoring-column deprecation warning does not leak to the user.
+    let err = stderr(&out);
+    assert!(!err.contains("Model installed"), "{err}");
+    assert!(!err.contains("WARN"), "{err}");
 }
 
 #[test]
@@ -378,6 +395,9 @@ fn status_reports_roots_counts_and_size() {
     assert_eq!(status["model"], "sentence-transformers/all-MiniLM-L6-v2");
     assert_eq!(status["dim"], 384);
     assert!(status["bytes"].as_u64().unwrap() > 0);
+    // Writes are batched and the table is compacted after indexing: a whole
+    // repository leaves one or two live versions, not one per file.
+    assert!(status["versions"].as_u64().unwrap() <= 2, "{status}");
     assert_eq!(
         status["roots"][0]["root"].as_str().unwrap(),
         repo.canonicalize().unwrap().to_str().unwrap()
@@ -390,17 +410,7 @@ fn reindex_is_incremental_and_follows_changes() {
     let repo = base.join("repo");
     copy_tree(&fixtures().join("repo"), &repo);
     let db = base.join("db");
-    let index = |repo: &Path| -> Value {
-        let out = run(&[
-            "index",
-            repo.to_str().unwrap(),
-            "--db",
-            db.to_str().unwrap(),
-            "--json",
-        ]);
-        assert_ok(&out);
-        serde_json::from_str(&stdout(&out)).unwrap()
-    };
+    let index = |repo: &Path| index_json(repo, &db, &[]);
     let first = index(&repo);
     let second = index(&repo);
     assert_eq!(second["files_changed"], 0);
@@ -441,15 +451,7 @@ fn reindex_is_incremental_and_follows_changes() {
         .unwrap()
     };
     let before = status(&db);
-    let out = run(&[
-        "index",
-        repo.to_str().unwrap(),
-        "--db",
-        db.to_str().unwrap(),
-        "--rebuild",
-        "--json",
-    ]);
-    assert_ok(&out);
+    index_json(&repo, &db, &["--rebuild"]);
     let after = status(&db);
     assert_eq!(before["chunks"], after["chunks"]);
     assert_eq!(before["files"], after["files"]);
@@ -495,13 +497,7 @@ fn hostile_files_are_skipped_with_reasons_and_nothing_else_is_lost() {
     let readable_anyway = fs::read(&locked).is_ok(); // root ignores permissions
 
     let db = base.join("db");
-    let out = run(&[
-        "index",
-        repo.to_str().unwrap(),
-        "--db",
-        db.to_str().unwrap(),
-        "--json",
-    ]);
+    let out = index_raw(&repo, &db, &[]);
     fs::set_permissions(&locked, fs::Permissions::from_mode(0o644)).unwrap();
     assert_ok(&out);
     let summary: Value = serde_json::from_str(&stdout(&out)).unwrap();
@@ -543,6 +539,7 @@ fn hostile_files_are_skipped_with_reasons_and_nothing_else_is_lost() {
             Some("permission denied")
         );
     }
+    assert!(reason("src/empty.py").is_none(), "an empty file is fine");
     let lossy = summary["roots"][0]["lossy_files"].as_array().unwrap();
     assert_eq!(lossy, &vec![Value::from("src/latin1.py")]);
 
@@ -675,4 +672,39 @@ fn models_lists_the_default_model() {
         "{text}"
     );
     assert!(text.contains("device: cpu"), "{text}");
+}
+
+#[test]
+fn damaged_index_says_how_to_recover_and_rebuild_works() {
+    let base = scratch("damaged");
+    let repo = base.join("repo");
+    fs::create_dir_all(&repo).unwrap();
+    fs::write(
+        repo.join("tally.py"),
+        "def tally_votes(ballots):\n    \"\"\"Count votes per candidate.\"\"\"\n    return collections.Counter(ballots)\n",
+    )
+    .unwrap();
+    let db = base.join("db");
+    index_json(&repo, &db, &[]);
+    let db_str = db.to_str().unwrap();
+
+    // Truncated data files: reads fail with a pointer to --rebuild.
+    for entry in fs::read_dir(db.join("chunks.lance/data")).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = fs::read(&path).unwrap();
+        fs::write(&path, &bytes[..bytes.len().min(100)]).unwrap();
+    }
+    let out = run(&["search", "--db", db_str, "count votes"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--rebuild"), "{}", stderr(&out));
+
+    // Lost table versions: recognised as a damaged Quarry index, not a foreign one.
+    fs::remove_dir_all(db.join("chunks.lance/_versions")).unwrap();
+    let out = run(&["search", "--db", db_str, "count votes"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("is damaged"), "{}", stderr(&out));
+
+    index_json(&repo, &db, &["--rebuild"]);
+    let hits = search_json(&db, "text", "count votes per candidate", &["--top-k", "1"]);
+    assert_eq!(hits[0]["symbol"], "tally_votes");
 }

@@ -185,12 +185,6 @@ async fn bench_tree(tree: &Path, embedder: &Embedder, args: &Args) -> Result<Row
         latencies.push(started.elapsed().as_secs_f64() * 1000.0);
     }
     latencies.sort_by(f64::total_cmp);
-    let pct = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 - 1.0) * p).round() as usize)
-            .copied()
-            .unwrap_or(0.0)
-    };
 
     Ok(Row {
         name: tree.file_name().map_or_else(
@@ -206,11 +200,21 @@ async fn bench_tree(tree: &Path, embedder: &Embedder, args: &Args) -> Result<Row
         embed_tokens_per_s: sample_tokens as f64 / embed_secs,
         index_s: index_secs,
         index_mb: status.bytes as f64 / 1e6,
-        query_p50_ms: pct(0.5),
-        query_p95_ms: pct(0.95),
+        query_p50_ms: percentile(&latencies, 0.5),
+        query_p95_ms: percentile(&latencies, 0.95),
     })
 }
 
+/// The `p` quantile (0..=1) of ascending `sorted` values, nearest rank; 0 when empty.
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((sorted.len() - 1) as f64 * p.clamp(0.0, 1.0)).round() as usize;
+    sorted[rank]
+}
+
+/// Peak resident memory of this process (Linux `VmHWM`), in MiB.
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -221,4 +225,23 @@ fn peak_rss_mib() -> f64 {
                 .and_then(|kb| kb.parse::<f64>().ok())
         })
         .map_or(0.0, |kb| kb / 1024.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentile_picks_nearest_rank() {
+        let values: Vec<f64> = (1..=20).map(f64::from).collect();
+        assert_eq!(percentile(&values, 0.5), 11.0);
+        assert_eq!(percentile(&values, 0.95), 19.0);
+        assert_eq!(percentile(&values, 1.0), 20.0);
+        assert_eq!(percentile(&[], 0.5), 0.0);
+    }
+
+    #[test]
+    fn peak_rss_is_reported_on_linux() {
+        assert!(peak_rss_mib() > 0.0);
+    }
 }

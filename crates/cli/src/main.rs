@@ -267,19 +267,25 @@ async fn index(args: IndexArgs) -> Result<()> {
     for dir in &args.dirs {
         let bar = index_bar(args.json);
         let mut on_progress = |event: IndexProgress| match event {
-            IndexProgress::Scanned { files, changed } => {
-                bar.set_length(changed as u64);
+            IndexProgress::Scanned {
+                files,
+                changed,
+                bytes,
+            } => {
+                bar.set_length(bytes);
                 bar.set_message(format!("{files} files, {changed} to index"));
             }
             IndexProgress::Advanced {
                 files_done,
+                files_total,
                 chunks_done,
+                bytes_done,
                 ..
             } => {
-                bar.set_position(files_done as u64);
+                bar.set_position(bytes_done);
                 let secs = bar.elapsed().as_secs_f64().max(0.001);
                 bar.set_message(format!(
-                    "{chunks_done} chunks, {:.0} files/s, {:.0} chunks/s",
+                    "{files_done}/{files_total} files, {chunks_done} chunks, {:.0} files/s, {:.1} chunks/s",
                     files_done as f64 / secs,
                     chunks_done as f64 / secs
                 ));
@@ -312,9 +318,11 @@ fn index_bar(json: bool) -> ProgressBar {
     }
     let bar = ProgressBar::new(0);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} files  {msg}  ETA {eta}")
-            .expect("template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{spinner} [{bar:30}] {bytes}/{total_bytes}  {msg}  ETA {eta}",
+        )
+        .expect("template")
+        .progress_chars("=> "),
     );
     bar.enable_steady_tick(Duration::from_millis(200));
     bar
@@ -400,6 +408,12 @@ async fn search(args: SearchArgs) -> Result<()> {
     };
     let outcome = match quarry_search::search(&store, &embedder, &request).await {
         Ok(outcome) => outcome,
+        Err(e @ SearchError::Store(StoreError::Lance { .. })) => {
+            return Err(anyhow::Error::new(e).context(format!(
+                "the index at {} could not be read; if it is damaged, rebuild it with `quarry index --rebuild DIR`",
+                db.display()
+            )))
+        }
         Err(
             e @ (SearchError::EmptyQuery
             | SearchError::BadGlob { .. }

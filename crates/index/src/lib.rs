@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use quarry_chunk::{Chunk, ChunkConfig, TokenCounter};
 use quarry_models::Embedder;
-use quarry_store::{ChunkRow, FileRow, Store};
+use quarry_store::{ChunkRow, FileRow, Store, StoredChunk};
 use xxhash_rust::xxh3::xxh3_128;
 
 use walk::FoundFile;
@@ -21,6 +21,8 @@ pub const DEFAULT_MAX_FILE_SIZE: u64 = 1024 * 1024;
 /// Files per pipeline batch: chunked together, embedded together, and
 /// written in one set of commits.
 const FILES_PER_BATCH: usize = 256;
+/// Chunks embedded between two progress events.
+const EMBED_SLICE: usize = 64;
 /// How many bytes are checked for a NUL byte to call a file binary.
 const BINARY_SNIFF_BYTES: usize = 8 * 1024;
 
@@ -100,14 +102,22 @@ pub struct IndexReport {
 /// Progress events, for a progress bar or the desktop app.
 #[derive(Debug, Clone)]
 pub enum IndexProgress {
-    /// The walk finished: `files` candidates, `changed` of them need work.
-    Scanned { files: usize, changed: usize },
-    /// Work done so far on the changed files.
+    /// The walk finished: `files` candidates, `changed` of them (holding
+    /// `bytes` bytes) need work.
+    Scanned {
+        files: usize,
+        changed: usize,
+        bytes: u64,
+    },
+    /// Work done so far on the changed files. Sent after every embedded
+    /// slice of chunks, so a bar moves (and an ETA can be estimated from
+    /// bytes) even while one large batch is being embedded.
     Advanced {
         files_done: usize,
         files_total: usize,
         chunks_done: usize,
         bytes_done: u64,
+        bytes_total: u64,
     },
     /// Compacting and (re)building the full-text index.
     Optimizing,
@@ -174,15 +184,19 @@ pub async fn index_root(
             None => true,
         })
         .collect();
+    let bytes_total: u64 = changed.iter().map(|f| f.size).sum();
     on_progress(IndexProgress::Scanned {
         files: walked.files.len(),
         changed: changed.len(),
+        bytes: bytes_total,
     });
 
     let tokens = ModelTokens(embedder);
     let mut files_done = 0;
     let mut bytes_done = 0;
     for batch in changed.chunks(FILES_PER_BATCH) {
+        let bytes_before = bytes_done;
+        let batch_bytes: u64 = batch.iter().map(|f| f.size).sum();
         let mut paths = Vec::new();
         let mut file_rows = Vec::new();
         let mut pending: Vec<(String, Chunk)> = Vec::new();
@@ -250,8 +264,19 @@ pub async fn index_root(
         report.files_changed += paths.len();
 
         let texts: Vec<&str> = pending.iter().map(|(_, c)| c.embed_text.as_str()).collect();
-        let vectors = embedder.embed(&texts)?;
-        report.chunks_embedded += vectors.len();
+        let mut vectors = Vec::with_capacity(texts.len());
+        for slice in texts.chunks(EMBED_SLICE) {
+            vectors.extend(embedder.embed(slice)?);
+            report.chunks_embedded += slice.len();
+            let fraction = vectors.len() as f64 / texts.len() as f64;
+            on_progress(IndexProgress::Advanced {
+                files_done: files_done - batch.len() + (batch.len() as f64 * fraction) as usize,
+                files_total: changed.len(),
+                chunks_done: report.chunks_embedded,
+                bytes_done: bytes_before + (batch_bytes as f64 * fraction) as u64,
+                bytes_total,
+            });
+        }
         let rows: Vec<ChunkRow> = pending
             .into_iter()
             .zip(vectors)
@@ -271,6 +296,7 @@ pub async fn index_root(
             files_total: changed.len(),
             chunks_done: report.chunks_embedded,
             bytes_done,
+            bytes_total,
         });
     }
 
@@ -303,16 +329,18 @@ fn chunk_row(root: &str, path: String, chunk: Chunk, vector: Vec<f32>) -> ChunkR
         chunk.end_line
     );
     ChunkRow {
-        id: hash_hex(identity.as_bytes()),
-        root: root.to_string(),
-        path,
-        language: chunk.language,
-        kind: chunk.kind.as_str().to_string(),
-        symbol: chunk.symbol,
-        start_line: chunk.start_line,
-        end_line: chunk.end_line,
-        content_hash,
-        text: chunk.text,
+        chunk: StoredChunk {
+            id: hash_hex(identity.as_bytes()),
+            root: root.to_string(),
+            path,
+            language: chunk.language,
+            kind: chunk.kind.as_str().to_string(),
+            symbol: chunk.symbol,
+            start_line: chunk.start_line,
+            end_line: chunk.end_line,
+            content_hash,
+            text: chunk.text,
+        },
         vector,
     }
 }

@@ -117,6 +117,8 @@ struct Weights {
     defines: f32,
     /// Added for a chunk in a file the query names.
     in_path: f32,
+    /// Added, per named identifier up to three, for a chunk whose code uses it.
+    uses: f32,
     /// Added for a chunk that is a traceback frame's function.
     frame: f32,
 }
@@ -128,6 +130,7 @@ fn weights(mode: Mode) -> Weights {
             lexical: 0.6,
             defines: 1.0,
             in_path: 0.3,
+            uses: 0.15,
             frame: 1.0,
         },
         Mode::Code => Weights {
@@ -135,6 +138,7 @@ fn weights(mode: Mode) -> Weights {
             lexical: 1.0,
             defines: 0.5,
             in_path: 0.3,
+            uses: 0.1,
             frame: 0.5,
         },
         Mode::Issue => Weights {
@@ -142,6 +146,7 @@ fn weights(mode: Mode) -> Weights {
             lexical: 1.0,
             defines: 0.8,
             in_path: 0.6,
+            uses: 0.2,
             frame: 1.5,
         },
     }
@@ -210,6 +215,13 @@ pub async fn search(
             if !name.is_empty() && identifiers.contains(&name) {
                 score += w.defines * top;
             }
+            let used = analysis
+                .boost_names
+                .iter()
+                .filter(|ident| mentions(&chunk.text, ident))
+                .count()
+                .min(3);
+            score += w.uses * top * used as f32;
             if analysis.paths.iter().any(|p| path_matches(&chunk.path, p)) {
                 score += w.in_path * top;
             }
@@ -313,6 +325,16 @@ fn embedding_text<'a>(query: &'a str, analysis: &QueryAnalysis) -> std::borrow::
     format!("{query} ({})", words.join(", ")).into()
 }
 
+/// Does `text` contain `ident` as a whole identifier (not inside a longer one)?
+fn mentions(text: &str, ident: &str) -> bool {
+    let is_ident = |c: char| c.is_alphanumeric() || c == '_';
+    text.match_indices(ident).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + ident.len()..].chars().next();
+        !before.is_some_and(is_ident) && !after.is_some_and(is_ident)
+    })
+}
+
 fn last_component(symbol: &str) -> &str {
     symbol.rsplit(['.', ':']).next().unwrap_or(symbol)
 }
@@ -402,6 +424,14 @@ mod tests {
         assert!(set.is_match("src/a/b.rs"));
         assert!(!set.is_match("tests/a.rs"));
         assert!(build_globs(&["[".into()]).is_err());
+    }
+
+    #[test]
+    fn mentions_whole_identifiers_only() {
+        assert!(mentions("let cfg = parse_config(p);", "parse_config"));
+        assert!(!mentions("let cfg = parse_config_v2(p);", "parse_config"));
+        assert!(!mentions("reparse_config()", "parse_config"));
+        assert!(mentions("parse_config", "parse_config"));
     }
 
     #[test]

@@ -34,34 +34,16 @@ pub(crate) fn with_column<'a>(columns: &[&'a str], extra: &'a str) -> Vec<&'a st
     all
 }
 
-/// A chunk as written to the index.
+/// A chunk as written to the index: what searches return, plus its vector.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChunkRow {
-    /// Stable id: a hash of root, path, symbol, lines and content.
-    pub id: String,
-    /// Absolute path of the indexed root.
-    pub root: String,
-    /// Path relative to the root, `/`-separated.
-    pub path: String,
-    /// Language name (`rust`, `python`, ..., `text`).
-    pub language: String,
-    /// Chunk kind (`function`, `method`, ...).
-    pub kind: String,
-    /// Qualified symbol.
-    pub symbol: String,
-    /// First line, 1-based inclusive.
-    pub start_line: u32,
-    /// Last line, 1-based inclusive.
-    pub end_line: u32,
-    /// Hash of the text that was embedded.
-    pub content_hash: String,
-    /// Source text shown to the user.
-    pub text: String,
+    /// Everything but the vector.
+    pub chunk: StoredChunk,
     /// Embedding.
     pub vector: Vec<f32>,
 }
 
-/// A chunk as read back by a search (without its vector).
+/// A chunk without its vector: what searches return.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct StoredChunk {
     /// Stable id.
@@ -162,20 +144,20 @@ pub(crate) fn chunk_batch(schema: SchemaRef, rows: &[ChunkRow]) -> Result<Record
     )
     .map_err(|e| StoreError::Data(e.to_string()))?;
     let columns: Vec<ArrayRef> = vec![
-        strings(rows.iter().map(|r| r.id.as_str())),
-        strings(rows.iter().map(|r| r.root.as_str())),
-        strings(rows.iter().map(|r| r.path.as_str())),
-        strings(rows.iter().map(|r| r.language.as_str())),
-        strings(rows.iter().map(|r| r.kind.as_str())),
-        strings(rows.iter().map(|r| r.symbol.as_str())),
+        strings(rows.iter().map(|r| r.chunk.id.as_str())),
+        strings(rows.iter().map(|r| r.chunk.root.as_str())),
+        strings(rows.iter().map(|r| r.chunk.path.as_str())),
+        strings(rows.iter().map(|r| r.chunk.language.as_str())),
+        strings(rows.iter().map(|r| r.chunk.kind.as_str())),
+        strings(rows.iter().map(|r| r.chunk.symbol.as_str())),
         Arc::new(UInt32Array::from_iter_values(
-            rows.iter().map(|r| r.start_line),
+            rows.iter().map(|r| r.chunk.start_line),
         )),
         Arc::new(UInt32Array::from_iter_values(
-            rows.iter().map(|r| r.end_line),
+            rows.iter().map(|r| r.chunk.end_line),
         )),
-        strings(rows.iter().map(|r| r.content_hash.as_str())),
-        strings(rows.iter().map(|r| r.text.as_str())),
+        strings(rows.iter().map(|r| r.chunk.content_hash.as_str())),
+        strings(rows.iter().map(|r| r.chunk.text.as_str())),
         Arc::new(vectors),
     ];
     RecordBatch::try_new(schema, columns).map_err(|e| StoreError::Data(e.to_string()))

@@ -57,6 +57,9 @@ pub enum StoreError {
         found: u32,
         expected: u32,
     },
+    /// The directory has Quarry's tables but they cannot be read.
+    #[error("the index at {} is damaged ({reason}); rebuild it with `quarry index --rebuild DIR`", dir.display())]
+    Damaged { dir: PathBuf, reason: String },
     /// No index exists where one was expected.
     #[error("no Quarry index at {}; create one with `quarry index DIR`", dir.display())]
     Missing { dir: PathBuf },
@@ -246,7 +249,7 @@ impl Store {
             conn.open_table(CHUNKS_TABLE)
                 .execute()
                 .await
-                .map_err(|e| StoreError::NotAnIndex {
+                .map_err(|e| StoreError::Damaged {
                     dir: dir.to_path_buf(),
                     reason: format!("the chunks table cannot be opened: {e}"),
                 })?;
@@ -254,7 +257,7 @@ impl Store {
             conn.open_table(FILES_TABLE)
                 .execute()
                 .await
-                .map_err(|e| StoreError::NotAnIndex {
+                .map_err(|e| StoreError::Damaged {
                     dir: dir.to_path_buf(),
                     reason: format!("the files table cannot be opened: {e}"),
                 })?;
@@ -350,16 +353,14 @@ impl Store {
 
     /// The files recorded under `root`, keyed by relative path.
     pub async fn files_under(&self, root: &str) -> Result<HashMap<String, FileRow>> {
-        let batches: Vec<RecordBatch> = self
-            .files
-            .query()
-            .only_if(format!("root = {}", sql_str(root)))
-            .execute()
-            .await
-            .map_err(lance("reading the files table"))?
-            .try_collect()
-            .await
-            .map_err(lance("reading the files table"))?;
+        let batches = collect(
+            &self
+                .files
+                .query()
+                .only_if(format!("root = {}", sql_str(root))),
+            "reading the files table",
+        )
+        .await?;
         let mut out = HashMap::new();
         for batch in &batches {
             for row in arrow_rows::file_rows(batch)? {
@@ -529,13 +530,7 @@ impl Store {
         if let Some(sql) = filter.to_sql() {
             query = query.only_if(sql);
         }
-        let batches: Vec<RecordBatch> = query
-            .execute()
-            .await
-            .map_err(lance("running the vector query"))?
-            .try_collect()
-            .await
-            .map_err(lance("running the vector query"))?;
+        let batches = collect(&query, "running the vector query").await?;
         let mut out = Vec::new();
         for batch in &batches {
             let distances = arrow_rows::f32_column(batch, "_distance")?;
@@ -583,13 +578,7 @@ impl Store {
         if let Some(sql) = filter.to_sql() {
             query = query.only_if(sql);
         }
-        let batches: Vec<RecordBatch> = query
-            .execute()
-            .await
-            .map_err(lance("running the full-text query"))?
-            .try_collect()
-            .await
-            .map_err(lance("running the full-text query"))?;
+        let batches = collect(&query, "running the full-text query").await?;
         let mut out = Vec::new();
         for batch in &batches {
             let scores = arrow_rows::f32_column(batch, "_score")?;
@@ -625,18 +614,16 @@ impl Store {
         if let Some(sql) = filter.to_sql() {
             predicate = format!("{predicate} AND {sql}");
         }
-        let batches: Vec<RecordBatch> = self
-            .chunks
-            .query()
-            .only_if(predicate)
-            .select(Select::columns(arrow_rows::RESULT_COLUMNS))
-            .limit(limit)
-            .execute()
-            .await
-            .map_err(lance("looking up symbols"))?
-            .try_collect()
-            .await
-            .map_err(lance("looking up symbols"))?;
+        let batches = collect(
+            &self
+                .chunks
+                .query()
+                .only_if(predicate)
+                .select(Select::columns(arrow_rows::RESULT_COLUMNS))
+                .limit(limit),
+            "looking up symbols",
+        )
+        .await?;
         let mut out = Vec::new();
         for batch in &batches {
             out.extend(arrow_rows::stored_chunks(batch)?);
@@ -646,16 +633,11 @@ impl Store {
 
     /// The indexed roots (absolute paths), sorted.
     pub async fn roots(&self) -> Result<Vec<String>> {
-        let batches: Vec<RecordBatch> = self
-            .files
-            .query()
-            .select(Select::columns(&["root"]))
-            .execute()
-            .await
-            .map_err(lance("reading roots"))?
-            .try_collect()
-            .await
-            .map_err(lance("reading roots"))?;
+        let batches = collect(
+            &self.files.query().select(Select::columns(&["root"])),
+            "reading roots",
+        )
+        .await?;
         let mut roots = std::collections::BTreeSet::new();
         for batch in &batches {
             roots.extend(arrow_rows::string_column(batch, "root")?);
@@ -666,21 +648,19 @@ impl Store {
     /// Chunks defined in `path` under `root`, in line order (for the
     /// integration tests and for showing a file's outline).
     pub async fn chunks_of_file(&self, root: &str, path: &str) -> Result<Vec<StoredChunk>> {
-        let batches: Vec<RecordBatch> = self
-            .chunks
-            .query()
-            .only_if(format!(
-                "root = {} AND path = {}",
-                sql_str(root),
-                sql_str(path)
-            ))
-            .select(Select::columns(arrow_rows::RESULT_COLUMNS))
-            .execute()
-            .await
-            .map_err(lance("reading chunks"))?
-            .try_collect()
-            .await
-            .map_err(lance("reading chunks"))?;
+        let batches = collect(
+            &self
+                .chunks
+                .query()
+                .only_if(format!(
+                    "root = {} AND path = {}",
+                    sql_str(root),
+                    sql_str(path)
+                ))
+                .select(Select::columns(arrow_rows::RESULT_COLUMNS)),
+            "reading chunks",
+        )
+        .await?;
         let mut out = Vec::new();
         for batch in &batches {
             out.extend(arrow_rows::stored_chunks(batch)?);
@@ -692,23 +672,18 @@ impl Store {
     /// Every chunk's identity `(root, path, symbol, start, end, content hash)`, sorted:
     /// lets tests compare two indexes row for row.
     pub async fn chunk_fingerprints(&self) -> Result<Vec<Fingerprint>> {
-        let batches: Vec<RecordBatch> = self
-            .chunks
-            .query()
-            .select(Select::columns(&[
+        let batches = collect(
+            &self.chunks.query().select(Select::columns(&[
                 "root",
                 "path",
                 "symbol",
                 "start_line",
                 "end_line",
                 "content_hash",
-            ]))
-            .execute()
-            .await
-            .map_err(lance("reading chunks"))?
-            .try_collect()
-            .await
-            .map_err(lance("reading chunks"))?;
+            ])),
+            "reading chunks",
+        )
+        .await?;
         let mut out = Vec::new();
         for batch in &batches {
             out.extend(arrow_rows::fingerprints(batch)?);
@@ -721,15 +696,11 @@ impl Store {
     pub async fn status(&self) -> Result<IndexStatus> {
         let mut roots: BTreeMap<String, RootStatus> = BTreeMap::new();
         for (table, is_files) in [(&self.files, true), (&self.chunks, false)] {
-            let batches: Vec<RecordBatch> = table
-                .query()
-                .select(Select::columns(&["root"]))
-                .execute()
-                .await
-                .map_err(lance("reading the index"))?
-                .try_collect()
-                .await
-                .map_err(lance("reading the index"))?;
+            let batches = collect(
+                &table.query().select(Select::columns(&["root"])),
+                "reading the index",
+            )
+            .await?;
             for batch in &batches {
                 for root in arrow_rows::string_column(batch, "root")? {
                     let entry = roots.entry(root.clone()).or_insert_with(|| RootStatus {
@@ -762,6 +733,17 @@ impl Store {
             versions,
         })
     }
+}
+
+/// Runs a query and gathers its batches.
+async fn collect(query: &impl ExecutableQuery, action: &'static str) -> Result<Vec<RecordBatch>> {
+    query
+        .execute()
+        .await
+        .map_err(lance(action))?
+        .try_collect()
+        .await
+        .map_err(lance(action))
 }
 
 fn fts_params() -> FtsIndexBuilder {

@@ -10,21 +10,23 @@ fn meta() -> IndexMeta {
 
 fn chunk(root: &str, path: &str, symbol: &str, text: &str, vector: [f32; DIM]) -> ChunkRow {
     ChunkRow {
-        id: format!("{root}:{path}:{symbol}"),
-        root: root.into(),
-        path: path.into(),
-        language: if path.ends_with(".rs") {
-            "rust"
-        } else {
-            "python"
-        }
-        .into(),
-        kind: "function".into(),
-        symbol: symbol.into(),
-        start_line: 1,
-        end_line: 3,
-        content_hash: format!("h-{symbol}"),
-        text: text.into(),
+        chunk: StoredChunk {
+            id: format!("{root}:{path}:{symbol}"),
+            root: root.into(),
+            path: path.into(),
+            language: if path.ends_with(".rs") {
+                "rust"
+            } else {
+                "python"
+            }
+            .into(),
+            kind: "function".into(),
+            symbol: symbol.into(),
+            start_line: 1,
+            end_line: 3,
+            content_hash: format!("h-{symbol}"),
+            text: text.into(),
+        },
         vector: vector.to_vec(),
     }
 }
