@@ -708,3 +708,70 @@ fn damaged_index_says_how_to_recover_and_rebuild_works() {
     let hits = search_json(&db, "text", "count votes per candidate", &["--top-k", "1"]);
     assert_eq!(hits[0]["symbol"], "tally_votes");
 }
+
+#[test]
+fn remove_drops_one_repository_and_keeps_the_others() {
+    let base = scratch("remove");
+    let (alpha, beta) = (base.join("alpha"), base.join("beta"));
+    fs::create_dir_all(&alpha).unwrap();
+    fs::create_dir_all(&beta).unwrap();
+    fs::write(
+        alpha.join("a.py"),
+        "def water_the_plants(garden):\n    \"\"\"Water every plant in the garden.\"\"\"\n    for plant in garden:\n        plant.water()\n",
+    )
+    .unwrap();
+    fs::write(
+        beta.join("b.rs"),
+        "/// Launches the rocket after a countdown.\npub fn launch_rocket(countdown: u32) {\n    for _ in 0..countdown {}\n}\n",
+    )
+    .unwrap();
+    let db = base.join("db");
+    let out = run(&[
+        "index",
+        alpha.to_str().unwrap(),
+        beta.to_str().unwrap(),
+        "--db",
+        db.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_ok(&out);
+    let summary: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(summary["roots"].as_array().unwrap().len(), 2);
+
+    let out = run(&[
+        "remove",
+        beta.to_str().unwrap(),
+        "--db",
+        db.to_str().unwrap(),
+    ]);
+    assert_ok(&out);
+    let status: Value = serde_json::from_str(&stdout(&run(&[
+        "status",
+        "--db",
+        db.to_str().unwrap(),
+        "--json",
+    ])))
+    .unwrap();
+    let roots: Vec<&str> = status["roots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["root"].as_str().unwrap())
+        .collect();
+    assert_eq!(roots, vec![alpha.canonicalize().unwrap().to_str().unwrap()]);
+    let hits = search_json(&db, "text", "launch the rocket", &["--top-k", "5"]);
+    assert!(
+        hits.iter().all(|h| h["symbol"] != "launch_rocket"),
+        "{hits:?}"
+    );
+    assert!(beta.join("b.rs").exists(), "files on disk are untouched");
+
+    let out = run(&[
+        "remove",
+        beta.to_str().unwrap(),
+        "--db",
+        db.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("is not indexed"), "{}", stderr(&out));
+}

@@ -33,6 +33,8 @@ enum Command {
     Index(IndexArgs),
     /// Search the index.
     Search(SearchArgs),
+    /// Remove directories from the index (deletes their rows, not their files).
+    Remove(RemoveArgs),
     /// Show what is indexed.
     Status(StatusArgs),
     /// List or fetch embedding models.
@@ -130,6 +132,15 @@ struct SearchArgs {
 }
 
 #[derive(Args, Debug)]
+struct RemoveArgs {
+    /// Indexed directories to remove (as indexed, or as `quarry status` lists them).
+    #[arg(required = true, value_name = "DIR")]
+    dirs: Vec<PathBuf>,
+    #[command(flatten)]
+    db: DbArg,
+}
+
+#[derive(Args, Debug)]
 struct StatusArgs {
     #[command(flatten)]
     db: DbArg,
@@ -192,6 +203,7 @@ async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Index(args) => index(args).await,
         Command::Search(args) => search(args).await,
+        Command::Remove(args) => remove(args).await,
         Command::Status(args) => status(args).await,
         Command::Models(args) => models(args),
     }
@@ -338,6 +350,7 @@ fn index_summary(reports: &[IndexReport], db: &Path) -> serde_json::Value {
         "files_skipped": sum(|r| r.skipped.len()),
         "chunks_total": sum(|r| r.chunks_total),
         "chunks_embedded": sum(|r| r.chunks_embedded),
+        "chunks_reused": sum(|r| r.chunks_reused),
         "seconds": reports.iter().map(|r| r.seconds).sum::<f64>(),
         "roots": reports,
     })
@@ -426,6 +439,29 @@ async fn search(args: SearchArgs) -> Result<()> {
     } else {
         output::print_hits(&outcome);
     }
+    Ok(())
+}
+
+async fn remove(args: RemoveArgs) -> Result<()> {
+    let db = args.db.resolve();
+    let store = Store::open(&db).await.map_err(store_error)?;
+    let roots = store.roots().await?;
+    for dir in &args.dirs {
+        let root = quarry_index::canonical_root(dir)
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| dir.to_string_lossy().into_owned());
+        if !roots.contains(&root) {
+            return Err(UsageError(format!(
+                "{} is not indexed in {}; `quarry status` lists what is",
+                dir.display(),
+                db.display()
+            ))
+            .into());
+        }
+        store.remove_root(&root).await?;
+        println!("Removed {root}");
+    }
+    store.optimize().await?;
     Ok(())
 }
 

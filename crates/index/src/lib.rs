@@ -95,6 +95,9 @@ pub struct IndexReport {
     pub chunks_total: usize,
     /// Chunks embedded during this run.
     pub chunks_embedded: usize,
+    /// Chunks of changed files whose text was unchanged: their stored
+    /// vectors were kept instead of embedding them again.
+    pub chunks_reused: usize,
     /// Wall-clock seconds.
     pub seconds: f64,
 }
@@ -263,12 +266,36 @@ pub async fn index_root(
         }
         report.files_changed += paths.len();
 
-        let texts: Vec<&str> = pending.iter().map(|(_, c)| c.embed_text.as_str()).collect();
-        let mut vectors = Vec::with_capacity(texts.len());
-        for slice in texts.chunks(EMBED_SLICE) {
-            vectors.extend(embedder.embed(slice)?);
+        // Chunks of edited files whose text is unchanged keep their vectors.
+        let previously_indexed: Vec<String> = paths
+            .iter()
+            .filter(|p| known.contains_key(*p))
+            .cloned()
+            .collect();
+        let mut stored = store.vectors_by_hash(&root, &previously_indexed).await?;
+        let hashes: Vec<String> = pending
+            .iter()
+            .map(|(_, c)| hash_hex(c.embed_text.as_bytes()))
+            .collect();
+        let mut vectors: Vec<Option<Vec<f32>>> =
+            hashes.iter().map(|h| stored.get(h).cloned()).collect();
+        stored.clear();
+        report.chunks_reused += vectors.iter().filter(|v| v.is_some()).count();
+        let missing: Vec<usize> = (0..pending.len())
+            .filter(|&i| vectors[i].is_none())
+            .collect();
+        let mut embedded_in_batch = 0;
+        for slice in missing.chunks(EMBED_SLICE) {
+            let texts: Vec<&str> = slice
+                .iter()
+                .map(|&i| pending[i].1.embed_text.as_str())
+                .collect();
+            for (&i, vector) in slice.iter().zip(embedder.embed(&texts)?) {
+                vectors[i] = Some(vector);
+            }
+            embedded_in_batch += slice.len();
             report.chunks_embedded += slice.len();
-            let fraction = vectors.len() as f64 / texts.len() as f64;
+            let fraction = embedded_in_batch as f64 / missing.len() as f64;
             on_progress(IndexProgress::Advanced {
                 files_done: files_done - batch.len() + (batch.len() as f64 * fraction) as usize,
                 files_total: changed.len(),
@@ -280,7 +307,16 @@ pub async fn index_root(
         let rows: Vec<ChunkRow> = pending
             .into_iter()
             .zip(vectors)
-            .map(|((path, chunk), vector)| chunk_row(&root, path, chunk, vector))
+            .zip(hashes)
+            .map(|(((path, chunk), vector), hash)| {
+                chunk_row(
+                    &root,
+                    path,
+                    chunk,
+                    hash,
+                    vector.expect("every chunk has a vector"),
+                )
+            })
             .collect();
         store
             .replace_files(&root, &paths, &file_rows, &rows)
@@ -319,8 +355,13 @@ pub async fn index_root(
     Ok(report)
 }
 
-fn chunk_row(root: &str, path: String, chunk: Chunk, vector: Vec<f32>) -> ChunkRow {
-    let content_hash = hash_hex(chunk.embed_text.as_bytes());
+fn chunk_row(
+    root: &str,
+    path: String,
+    chunk: Chunk,
+    content_hash: String,
+    vector: Vec<f32>,
+) -> ChunkRow {
     let identity = format!(
         "{root}\0{path}\0{}\0{}\0{}\0{}\0{content_hash}",
         chunk.kind.as_str(),
@@ -381,17 +422,6 @@ fn load(file: &FoundFile) -> Load {
             lossy: true,
         },
     }
-}
-
-/// Removes every row of `dir`'s root from the store.
-pub async fn remove_root(store: &Store, dir: &Path) -> Result<(), IndexError> {
-    let root = match canonical_root(dir) {
-        Ok(root) => root.to_string_lossy().into_owned(),
-        // A root that no longer exists is removed by its stored name.
-        Err(_) => dir.to_string_lossy().into_owned(),
-    };
-    store.remove_root(&root).await?;
-    Ok(())
 }
 
 #[cfg(test)]

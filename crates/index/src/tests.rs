@@ -171,5 +171,23 @@ fn reindex_skips_unchanged_and_drops_deleted() {
             .unwrap();
         assert_eq!((fourth.files_changed, fourth.chunks_embedded), (0, 0));
         assert_eq!(store.chunk_fingerprints().await.unwrap(), after);
+
+        // Editing one function of a file re-embeds that function only.
+        let mut edited = fs::read_to_string(root.join("lib.rs")).unwrap();
+        edited.push_str(
+            "\n/// Multiplies two numbers.\npub fn mul(a: i32, b: i32) -> i32 {\n    a * b\n}\n",
+        );
+        fs::write(root.join("lib.rs"), edited).unwrap();
+        let fifth = index_root(&store, embedder(), root, &options, &mut |_| {})
+            .await
+            .unwrap();
+        assert_eq!(fifth.files_changed, 1);
+        assert_eq!(
+            (fifth.chunks_reused, fifth.chunks_embedded),
+            (1, 1),
+            "{fifth:?}"
+        );
+        let prints = store.chunk_fingerprints().await.unwrap();
+        assert!(prints.iter().any(|p| p.2 == "mul") && prints.iter().any(|p| p.2 == "add"));
     });
 }

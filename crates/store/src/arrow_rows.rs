@@ -199,6 +199,23 @@ pub(crate) fn string_column(batch: &RecordBatch, name: &str) -> Result<Vec<Strin
         .collect())
 }
 
+pub(crate) fn vector_column(batch: &RecordBatch, name: &str) -> Result<Vec<Vec<f32>>> {
+    let list = column(batch, name)?
+        .as_fixed_size_list_opt()
+        .ok_or_else(|| StoreError::Data(format!("column `{name}` is not a vector")))?;
+    let values = list
+        .values()
+        .as_primitive_opt::<Float32Type>()
+        .ok_or_else(|| StoreError::Data(format!("column `{name}` is not f32")))?;
+    let dim = list.value_length() as usize;
+    Ok(values
+        .values()
+        .chunks(dim.max(1))
+        .take(list.len())
+        .map(|v| v.to_vec())
+        .collect())
+}
+
 fn u32_column(batch: &RecordBatch, name: &str) -> Result<Vec<u32>> {
     let array = column(batch, name)?
         .as_primitive_opt::<UInt32Type>()

@@ -645,27 +645,35 @@ impl Store {
         Ok(roots.into_iter().collect())
     }
 
-    /// Chunks defined in `path` under `root`, in line order (for the
-    /// integration tests and for showing a file's outline).
-    pub async fn chunks_of_file(&self, root: &str, path: &str) -> Result<Vec<StoredChunk>> {
-        let batches = collect(
-            &self
-                .chunks
-                .query()
-                .only_if(format!(
-                    "root = {} AND path = {}",
-                    sql_str(root),
-                    sql_str(path)
-                ))
-                .select(Select::columns(arrow_rows::RESULT_COLUMNS)),
-            "reading chunks",
-        )
-        .await?;
-        let mut out = Vec::new();
-        for batch in &batches {
-            out.extend(arrow_rows::stored_chunks(batch)?);
+    /// The stored vectors of the chunks of `paths` under `root`, keyed by
+    /// content hash: re-indexing an edited file re-embeds only the chunks
+    /// whose text changed.
+    pub async fn vectors_by_hash(
+        &self,
+        root: &str,
+        paths: &[String],
+    ) -> Result<HashMap<String, Vec<f32>>> {
+        let mut out = HashMap::new();
+        for group in paths.chunks(DELETE_GROUP) {
+            let batches = collect(
+                &self
+                    .chunks
+                    .query()
+                    .only_if(format!(
+                        "root = {} AND path IN ({})",
+                        sql_str(root),
+                        sql_list(group)
+                    ))
+                    .select(Select::columns(&["content_hash", "vector"])),
+                "reading stored vectors",
+            )
+            .await?;
+            for batch in &batches {
+                let hashes = arrow_rows::string_column(batch, "content_hash")?;
+                let vectors = arrow_rows::vector_column(batch, "vector")?;
+                out.extend(hashes.into_iter().zip(vectors));
+            }
         }
-        out.sort_by_key(|c| (c.start_line, c.end_line));
         Ok(out)
     }
 
