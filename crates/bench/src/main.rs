@@ -2,7 +2,12 @@
 //! and prints one Markdown table row per tree (the numbers in README come
 //! from here).
 //!
-//! Usage: `quarry-bench [--embed-sample N] [--queries N] DIR...`
+//! Usage:
+//! - `quarry-bench [--embed-sample N] [--queries N] DIR...`: speed and size;
+//! - `quarry-bench eval-cosqa DATA_DIR WORK_DIR`: text→code retrieval quality
+//!   on CoSQA (e.g. `../shared/eval/cosqa`).
+
+mod cosqa;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -73,11 +78,18 @@ struct Row {
 }
 
 fn main() -> Result<()> {
-    let args = parse_args()?;
     let dir = ensure_model(&quarry_home(), DEFAULT_MODEL, &mut |_| {})?;
     let (device, device_name) = select_device(DevicePreference::Auto);
     let embedder = Embedder::load(&dir, DEFAULT_MODEL, device)?;
     let runtime = tokio::runtime::Runtime::new()?;
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    if raw.first().map(String::as_str) == Some("eval-cosqa") {
+        let [_, data, work] = raw.as_slice() else {
+            bail!("usage: quarry-bench eval-cosqa DATA_DIR WORK_DIR");
+        };
+        return runtime.block_on(cosqa::run(Path::new(data), Path::new(work), &embedder));
+    }
+    let args = parse_args()?;
     let mut rows = Vec::new();
     for tree in &args.trees {
         eprintln!("benchmarking {}", tree.display());

@@ -418,6 +418,7 @@ async fn search(args: SearchArgs) -> Result<()> {
         languages: args.languages.clone(),
         path_globs: args.paths.clone(),
         repos: args.repos.clone(),
+        weights: None,
     };
     let outcome = match quarry_search::search(&store, &embedder, &request).await {
         Ok(outcome) => outcome,
