@@ -244,12 +244,8 @@ fn fetch_progress(bar: &ProgressBar, spec: &ModelSpec, event: FetchEvent) {
         }
         FetchEvent::Verifying => bar.set_message("verifying sha256"),
         FetchEvent::Finished { dir } => {
-            // Also sent when the model was already installed: say so only
-            // after a fetch was announced.
-            if !bar.message().is_empty() {
-                bar.finish_and_clear();
-                eprintln!("Model installed in {}", dir.display());
-            }
+            bar.finish_and_clear();
+            eprintln!("Model installed in {}", dir.display());
         }
     }
 }

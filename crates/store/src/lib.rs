@@ -11,6 +11,7 @@ mod arrow_rows;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use arrow_array::RecordBatch;
 use futures::TryStreamExt;
@@ -210,6 +211,9 @@ pub struct Store {
     meta: IndexMeta,
     chunks: Table,
     files: Table,
+    /// Set once the full-text index is known to exist (it is never dropped),
+    /// so searches stop asking LanceDB for its index list.
+    has_text_index: AtomicBool,
     _conn: Connection,
 }
 
@@ -245,22 +249,8 @@ impl Store {
             DirState::Quarry => {}
         }
         let conn = connect(dir).await?;
-        let chunks =
-            conn.open_table(CHUNKS_TABLE)
-                .execute()
-                .await
-                .map_err(|e| StoreError::Damaged {
-                    dir: dir.to_path_buf(),
-                    reason: format!("the chunks table cannot be opened: {e}"),
-                })?;
-        let files =
-            conn.open_table(FILES_TABLE)
-                .execute()
-                .await
-                .map_err(|e| StoreError::Damaged {
-                    dir: dir.to_path_buf(),
-                    reason: format!("the files table cannot be opened: {e}"),
-                })?;
+        let chunks = open_table(&conn, dir, CHUNKS_TABLE).await?;
+        let files = open_table(&conn, dir, FILES_TABLE).await?;
         let schema = chunks.schema().await.map_err(lance("reading the schema"))?;
         let meta = IndexMeta::from_map(dir, schema.metadata())?;
         if meta.schema_version != SCHEMA_VERSION {
@@ -275,6 +265,7 @@ impl Store {
             meta,
             chunks,
             files,
+            has_text_index: AtomicBool::new(false),
             _conn: conn,
         })
     }
@@ -305,8 +296,26 @@ impl Store {
             meta: meta.clone(),
             chunks,
             files,
+            has_text_index: AtomicBool::new(false),
             _conn: conn,
         })
+    }
+
+    /// Whether the chunks table has its full-text index (asked of LanceDB
+    /// until the answer is yes, then remembered).
+    async fn has_text_index(&self) -> Result<bool> {
+        if self.has_text_index.load(Ordering::Relaxed) {
+            return Ok(true);
+        }
+        let found = self
+            .chunks
+            .list_indices()
+            .await
+            .map_err(lance("listing indices"))?
+            .iter()
+            .any(|index| index.columns.iter().any(|c| c == "text"));
+        self.has_text_index.store(found, Ordering::Relaxed);
+        Ok(found)
     }
 
     /// Deletes the index at `dir` (only if it is a Quarry index or empty).
@@ -466,13 +475,7 @@ impl Store {
     /// pruning versions older than the one just written. Called once after
     /// an indexing run.
     pub async fn optimize(&self) -> Result<()> {
-        let has_fts = self
-            .chunks
-            .list_indices()
-            .await
-            .map_err(lance("listing indices"))?
-            .iter()
-            .any(|index| index.columns.iter().any(|c| c == "text"));
+        let has_fts = self.has_text_index().await?;
         let rows = self
             .chunks
             .count_rows(None)
@@ -550,17 +553,7 @@ impl Store {
         limit: usize,
         filter: &SearchFilter,
     ) -> Result<Vec<(StoredChunk, f32)>> {
-        if terms.trim().is_empty() {
-            return Ok(Vec::new());
-        }
-        let has_fts = self
-            .chunks
-            .list_indices()
-            .await
-            .map_err(lance("listing indices"))?
-            .iter()
-            .any(|index| index.columns.iter().any(|c| c == "text"));
-        if !has_fts {
+        if terms.trim().is_empty() || !self.has_text_index().await? {
             return Ok(Vec::new());
         }
         let fts = FullTextSearchQuery::new(terms.to_string())
@@ -767,6 +760,18 @@ fn fts_params() -> FtsIndexBuilder {
 
 fn chrono_zero() -> lancedb::table::Duration {
     lancedb::table::Duration::zero()
+}
+
+/// Opens one of the index's tables; failure means the index is damaged
+/// (the directory was already recognised as a Quarry index).
+async fn open_table(conn: &Connection, dir: &Path, name: &str) -> Result<Table> {
+    conn.open_table(name)
+        .execute()
+        .await
+        .map_err(|e| StoreError::Damaged {
+            dir: dir.to_path_buf(),
+            reason: format!("the {name} table cannot be opened: {e}"),
+        })
 }
 
 async fn connect(dir: &Path) -> Result<Connection> {
