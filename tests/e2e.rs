@@ -671,7 +671,60 @@ fn models_lists_the_default_model() {
         text.contains("sentence-transformers/all-MiniLM-L6-v2 (default)"),
         "{text}"
     );
-    assert!(text.contains("device: cpu"), "{text}");
+    // CI installs the OpenVINO runtime with `quarry models fetch`.
+    assert!(text.contains("Engine: openvino 2026.4.1 cpu"), "{text}");
+    let out = quarry()
+        .env("QUARRY_ENGINE", "candle")
+        .arg("models")
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    assert!(
+        stdout(&out).contains("Engine: candle cpu"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn both_engines_search_an_index_alike_and_a_bad_engine_is_a_usage_error() {
+    let (_, db, _) = indexed_fixture();
+    let engine_search = |engine: &str, query: &str| -> Vec<String> {
+        let out = quarry()
+            .env("QUARRY_ENGINE", engine)
+            .args([
+                "search",
+                "--db",
+                db.to_str().unwrap(),
+                "--json",
+                "--mode",
+                "text",
+                query,
+            ])
+            .output()
+            .unwrap();
+        assert_ok(&out);
+        let hits: Vec<Value> = serde_json::from_str(&stdout(&out)).unwrap();
+        hits.iter()
+            .take(3)
+            .map(|h| h["symbol"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    // The index was built by the default engine (OpenVINO here); candle's query
+    // vectors must rank it the same way.
+    for case in cases().iter().filter(|c| c.mode == "text").take(5) {
+        let ov = engine_search("openvino", &case.query);
+        let candle = engine_search("candle", &case.query);
+        assert_eq!(ov[0], candle[0], "{}", case.query);
+        assert!(ov.contains(&case.expected), "{}: {ov:?}", case.query);
+    }
+    let out = quarry()
+        .env("QUARRY_ENGINE", "tensorflow")
+        .args(["search", "--db", db.to_str().unwrap(), "x"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("QUARRY_ENGINE"), "{}", stderr(&out));
 }
 
 #[test]

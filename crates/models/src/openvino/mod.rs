@@ -1,0 +1,350 @@
+//! An OpenVINO backend for the BERT sentence encoder.
+//!
+//! On CPUs with bf16 instructions (AVX-512 BF16, AMX) OpenVINO runs the encoder
+//! in bf16 several times faster than candle's f32 path with the same retrieval
+//! results, and its f32 kernels are faster too. The graph is written in-process
+//! from the safetensors weights (see [`ir`]), the runtime is loaded at run time
+//! (see [`runtime`]); without the runtime Quarry uses candle.
+
+mod bert;
+mod ffi;
+mod ir;
+pub mod runtime;
+
+use std::ffi::c_void;
+use std::path::Path;
+use std::ptr;
+use std::sync::{Arc, Mutex};
+
+use ffi::{Api, CompiledModel, Core, InferRequest, Model, Shape, Tensor};
+
+/// Numeric precision OpenVINO computes in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// OpenVINO's choice: bf16 where the CPU has bf16 instructions, else f32.
+    #[default]
+    Auto,
+    F32,
+    Bf16,
+}
+
+/// A compiled BERT sentence encoder on OpenVINO's CPU device.
+pub(crate) struct OpenVinoBert {
+    api: Arc<Api>,
+    core: *mut Core,
+    model: *mut Model,
+    compiled: *mut CompiledModel,
+    weights_tensor: *mut Tensor,
+    /// The safetensors file plus extra constants; the model's constants point into it.
+    _weights: Vec<u8>,
+    /// Idle inference requests; each call takes one (or makes one) and returns it.
+    idle: Mutex<Vec<*mut InferRequest>>,
+    dim: usize,
+    /// "openvino 2026.4.1 (bf16)" and the like.
+    description: String,
+}
+
+// SAFETY: OpenVINO's core and compiled model are thread-safe; an inference
+// request is used by one thread at a time (taken out of `idle` for each call).
+unsafe impl Send for OpenVinoBert {}
+// SAFETY: see above.
+unsafe impl Sync for OpenVinoBert {}
+
+impl std::fmt::Debug for OpenVinoBert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.description)
+    }
+}
+
+/// Frees an OpenVINO object when dropped unless disarmed (for early returns).
+struct Guard<T>(*mut T, unsafe extern "C" fn(*mut T));
+
+impl<T> Drop for Guard<T> {
+    fn drop(&mut self) {
+        if !self.0.is_null() {
+            // SAFETY: the pointer came from the matching create function.
+            unsafe { (self.1)(self.0) }
+        }
+    }
+}
+
+impl<T> Guard<T> {
+    fn take(mut self) -> *mut T {
+        std::mem::replace(&mut self.0, ptr::null_mut())
+    }
+}
+
+impl OpenVinoBert {
+    /// Builds the graph from `config.json` + `model.safetensors` in `model_dir` and
+    /// compiles it with the runtime at `library`.
+    pub(crate) fn load(
+        library: &Path,
+        model_dir: &Path,
+        precision: Precision,
+    ) -> Result<Self, String> {
+        let api = Arc::new(
+            Api::open(library).map_err(|e| format!("cannot load {}: {e}", library.display()))?,
+        );
+        let config_path = model_dir.join("config.json");
+        let config: bert::BertShape = serde_json::from_slice(
+            &std::fs::read(&config_path).map_err(|e| format!("{}: {e}", config_path.display()))?,
+        )
+        .map_err(|e| format!("{}: {e}", config_path.display()))?;
+        let weights_path = model_dir.join("model.safetensors");
+        let mut weights =
+            std::fs::read(&weights_path).map_err(|e| format!("{}: {e}", weights_path.display()))?;
+        let index = ir::SafetensorsIndex::parse(&weights)?;
+        let (xml, extra) = bert::bert_graph(&config, &index, weights.len())?;
+        weights.extend_from_slice(&extra);
+
+        // SAFETY: every call below follows OpenVINO's C API contract: out-pointers
+        // are valid, objects are freed once with their own free function, and the
+        // weights buffer outlives the model and compiled model that point into it.
+        unsafe {
+            let mut core = ptr::null_mut();
+            api.check((api.core_create)(&mut core), "creating the OpenVINO core")?;
+            let core = Guard(core, api.core_free);
+
+            let mut dims = [weights.len() as i64];
+            let mut shape = Shape {
+                rank: 0,
+                dims: ptr::null_mut(),
+            };
+            api.check(
+                (api.shape_create)(1, dims.as_mut_ptr(), &mut shape),
+                "shape",
+            )?;
+            let mut weights_tensor = ptr::null_mut();
+            let status = (api.tensor_create_from_host_ptr)(
+                api.elements.i8,
+                Shape {
+                    rank: shape.rank,
+                    dims: shape.dims,
+                },
+                weights.as_mut_ptr().cast::<c_void>(),
+                &mut weights_tensor,
+            );
+            (api.shape_free)(&mut shape);
+            api.check(status, "wrapping the weights")?;
+            let weights_tensor = Guard(weights_tensor, api.tensor_free);
+
+            let mut model = ptr::null_mut();
+            api.check(
+                (api.core_read_model_from_memory_buffer)(
+                    core.0,
+                    xml.as_ptr().cast(),
+                    xml.len(),
+                    weights_tensor.0,
+                    &mut model,
+                ),
+                "reading the encoder graph",
+            )?;
+            let model = Guard(model, api.model_free);
+
+            let device = c"CPU";
+            let mut compiled = ptr::null_mut();
+            let hint_key = c"PERFORMANCE_HINT";
+            let hint = c"LATENCY";
+            let status = match precision {
+                Precision::Auto => (api.core_compile_model)(
+                    core.0,
+                    model.0,
+                    device.as_ptr(),
+                    2,
+                    &mut compiled,
+                    hint_key.as_ptr(),
+                    hint.as_ptr(),
+                ),
+                Precision::F32 | Precision::Bf16 => {
+                    let value = if precision == Precision::F32 {
+                        c"f32"
+                    } else {
+                        c"bf16"
+                    };
+                    (api.core_compile_model)(
+                        core.0,
+                        model.0,
+                        device.as_ptr(),
+                        4,
+                        &mut compiled,
+                        hint_key.as_ptr(),
+                        hint.as_ptr(),
+                        c"INFERENCE_PRECISION_HINT".as_ptr(),
+                        value.as_ptr(),
+                    )
+                }
+            };
+            api.check(status, "compiling the encoder for the CPU")?;
+            let compiled = Guard(compiled, api.compiled_model_free);
+
+            let version = api.version().unwrap_or_default();
+            let version = version.split('-').next().unwrap_or_default().to_string();
+            let precision_name = match precision {
+                Precision::Auto => "auto precision",
+                Precision::F32 => "f32",
+                Precision::Bf16 => "bf16",
+            };
+            let encoder = OpenVinoBert {
+                description: format!("openvino {version} cpu ({precision_name})"),
+                dim: config.hidden_size,
+                idle: Mutex::new(Vec::new()),
+                compiled: compiled.take(),
+                model: model.take(),
+                weights_tensor: weights_tensor.take(),
+                core: core.take(),
+                _weights: weights,
+                api,
+            };
+            // Fail now, not at the first batch, if the graph does not run.
+            encoder.forward(&[&[101, 102]], 2)?;
+            Ok(encoder)
+        }
+    }
+
+    /// Human description of the engine, e.g. "openvino 2026.4.1 cpu (bf16)".
+    pub(crate) fn description(&self) -> &str {
+        &self.description
+    }
+
+    /// One forward pass over token id rows padded to `len`; returns unit vectors.
+    pub(crate) fn forward(&self, rows: &[&[u32]], len: usize) -> Result<Vec<Vec<f32>>, String> {
+        let b = rows.len();
+        let mut ids = vec![0i64; b * len];
+        let mut mask = vec![0i64; b * len];
+        for (r, row) in rows.iter().enumerate() {
+            for (c, &t) in row.iter().enumerate().take(len) {
+                ids[r * len + c] = i64::from(t);
+                mask[r * len + c] = 1;
+            }
+        }
+        let request = self.take_request()?;
+        let result = self.run(request, &mut ids, &mut mask, b, len);
+        self.idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(request);
+        result
+    }
+
+    fn take_request(&self) -> Result<*mut InferRequest, String> {
+        if let Some(r) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+            return Ok(r);
+        }
+        let mut request = ptr::null_mut();
+        // SAFETY: `compiled` is alive for `self`'s lifetime; `request` is an out-pointer.
+        let status =
+            unsafe { (self.api.compiled_model_create_infer_request)(self.compiled, &mut request) };
+        self.api.check(status, "creating an inference request")?;
+        Ok(request)
+    }
+
+    fn run(
+        &self,
+        request: *mut InferRequest,
+        ids: &mut [i64],
+        mask: &mut [i64],
+        b: usize,
+        len: usize,
+    ) -> Result<Vec<Vec<f32>>, String> {
+        let api = &self.api;
+        // SAFETY: the input tensors wrap `ids`/`mask`, which outlive the inference;
+        // the output tensor is read before it is freed and its shape is checked first.
+        unsafe {
+            let ids_t = Guard(self.host_tensor(ids, b, len)?, api.tensor_free);
+            let mask_t = Guard(self.host_tensor(mask, b, len)?, api.tensor_free);
+            api.check(
+                (api.infer_request_set_input_tensor_by_index)(request, 0, ids_t.0),
+                "input",
+            )?;
+            api.check(
+                (api.infer_request_set_input_tensor_by_index)(request, 1, mask_t.0),
+                "input",
+            )?;
+            api.check((api.infer_request_infer)(request), "inference")?;
+            let mut out = ptr::null_mut();
+            api.check(
+                (api.infer_request_get_output_tensor_by_index)(request, 0, &mut out),
+                "reading the output",
+            )?;
+            let out = Guard(out, api.tensor_free);
+            let mut shape = Shape {
+                rank: 0,
+                dims: ptr::null_mut(),
+            };
+            api.check((api.tensor_get_shape)(out.0, &mut shape), "output shape")?;
+            let dims: Vec<i64> = if shape.dims.is_null() {
+                Vec::new()
+            } else {
+                std::slice::from_raw_parts(shape.dims, shape.rank.max(0) as usize).to_vec()
+            };
+            (api.shape_free)(&mut shape);
+            if dims != [b as i64, self.dim as i64] {
+                return Err(format!("unexpected output shape {dims:?}"));
+            }
+            let mut data = ptr::null_mut();
+            api.check((api.tensor_data)(out.0, &mut data), "output data")?;
+            let values = std::slice::from_raw_parts(data.cast::<f32>(), b * self.dim);
+            Ok(values.chunks(self.dim).map(<[f32]>::to_vec).collect())
+        }
+    }
+
+    /// Wraps an i64 `[b, len]` buffer as a tensor (no copy).
+    unsafe fn host_tensor(
+        &self,
+        data: &mut [i64],
+        b: usize,
+        len: usize,
+    ) -> Result<*mut Tensor, String> {
+        let api = &self.api;
+        let mut dims = [b as i64, len as i64];
+        let mut shape = Shape {
+            rank: 0,
+            dims: ptr::null_mut(),
+        };
+        api.check(
+            (api.shape_create)(2, dims.as_mut_ptr(), &mut shape),
+            "shape",
+        )?;
+        let mut tensor = ptr::null_mut();
+        let status = (api.tensor_create_from_host_ptr)(
+            api.elements.i64,
+            Shape {
+                rank: shape.rank,
+                dims: shape.dims,
+            },
+            data.as_mut_ptr().cast(),
+            &mut tensor,
+        );
+        (api.shape_free)(&mut shape);
+        api.check(status, "input tensor")?;
+        Ok(tensor)
+    }
+}
+
+impl Drop for OpenVinoBert {
+    fn drop(&mut self) {
+        let api = &self.api;
+        // SAFETY: each object was created by OpenVINO and is freed once, requests
+        // before the compiled model, the model before the weights it points into.
+        unsafe {
+            for r in self
+                .idle
+                .get_mut()
+                .unwrap_or_else(|e| e.into_inner())
+                .drain(..)
+            {
+                (api.infer_request_free)(r);
+            }
+            (api.compiled_model_free)(self.compiled);
+            (api.model_free)(self.model);
+            (api.tensor_free)(self.weights_tensor);
+            (api.core_free)(self.core);
+        }
+    }
+}
+
+/// Loads `libopenvino_c` and reports its version (for `quarry models`).
+pub fn runtime_version(library: &Path) -> Result<String, String> {
+    let api = Api::open(library)?;
+    Ok(api.version().unwrap_or_else(|| "unknown version".into()))
+}
