@@ -828,3 +828,44 @@ fn remove_drops_one_repository_and_keeps_the_others() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("is not indexed"), "{}", stderr(&out));
 }
+
+#[test]
+fn indexes_written_by_the_previous_format_still_open() {
+    let base = scratch("index-v1");
+    let db = base.join("db");
+    copy_tree(&fixtures().join("index-v1/db"), &db);
+    let db_arg = db.to_str().unwrap();
+
+    // Searched as it is: by meaning and by name.
+    let hits = search_json(&db, "text", "read the configuration file", &[]);
+    assert_eq!(hits[0]["symbol"], "parse_config", "{hits:?}");
+    let hits = search_json(&db, "code", "retry_request(url)", &[]);
+    assert_eq!(hits[0]["symbol"], "retry_request", "{hits:?}");
+    let out = run(&["status", "--db", db_arg, "--json"]);
+    assert_ok(&out);
+    let status: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(status["chunks"], 2);
+    assert_eq!(status["pending"], 0);
+
+    // Extended with the current pipeline, which writes text before vectors.
+    let repo = base.join("more");
+    copy_tree(&fixtures().join("index-v1/src"), &repo);
+    fs::write(
+        repo.join("extra.py"),
+        "def shout(text):\n    return text.upper() + '!'\n",
+    )
+    .unwrap();
+    let summary = index_json(&repo, &db, &[]);
+    assert_eq!(summary["files_changed"], 2, "{summary}");
+    let hits = search_json(
+        &db,
+        "text",
+        "make text upper case and add an exclamation mark",
+        &[],
+    );
+    assert_eq!(hits[0]["symbol"], "shout", "{hits:?}");
+    let out = run(&["status", "--db", db_arg, "--json"]);
+    let status: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(status["chunks"], 5, "{status}");
+    assert_eq!(status["pending"], 0);
+}

@@ -7,8 +7,11 @@
 //! - `quarry-bench eval-cosqa DATA_DIR WORK_DIR`: text→code retrieval quality
 //!   on CoSQA (e.g. `../shared/eval/cosqa`);
 //! - `quarry-bench embed [--sample N] [--python PY] DIR...`: embedding
-//!   throughput of each engine beside the OpenVINO Python reference.
+//!   throughput of each engine beside the OpenVINO Python reference;
+//! - `quarry-bench ann [ROWS...]`: vector query latency, exact vs ANN, and
+//!   the ANN's recall.
 
+mod ann;
 mod cosqa;
 mod embed;
 
@@ -83,6 +86,17 @@ struct Row {
 fn main() -> Result<()> {
     let dir = ensure_model(&quarry_home(), DEFAULT_MODEL, &mut |_| {})?;
     let raw: Vec<String> = std::env::args().skip(1).collect();
+    if raw.first().map(String::as_str) == Some("ann") {
+        let mut sizes = raw[1..]
+            .iter()
+            .map(|s| s.parse::<usize>())
+            .collect::<Result<Vec<_>, _>>()
+            .context("usage: quarry-bench ann [ROWS...]")?;
+        if sizes.is_empty() {
+            sizes = vec![10_000, 100_000];
+        }
+        return tokio::runtime::Runtime::new()?.block_on(ann::run(&sizes, 50));
+    }
     if raw.first().map(String::as_str) == Some("embed") {
         return embed_command(&dir, &raw[1..]);
     }

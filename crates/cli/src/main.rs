@@ -308,18 +308,48 @@ async fn index(args: IndexArgs) -> Result<()> {
                 bar.set_length(bytes);
                 bar.set_message(format!("{files} files, {changed} to index"));
             }
-            IndexProgress::Advanced {
+            IndexProgress::Chunked {
                 files_done,
                 files_total,
-                chunks_done,
                 bytes_done,
                 ..
             } => {
                 bar.set_position(bytes_done);
+                bar.set_message(format!(
+                    "reading and chunking: {files_done}/{files_total} files"
+                ));
+            }
+            IndexProgress::Searchable { chunks_pending } => {
+                if chunks_pending > 0 {
+                    // From here on the bar counts chunks to embed.
+                    bar.set_style(
+                        ProgressStyle::with_template(
+                            "{spinner} [{bar:30}] {pos}/{len}  {msg}  ETA {eta}",
+                        )
+                        .expect("template")
+                        .progress_chars("=> "),
+                    );
+                    bar.set_length(chunks_pending as u64);
+                    bar.set_position(0);
+                    bar.reset_eta();
+                    if !args.json {
+                        bar.suspend(|| {
+                            eprintln!(
+                                "{}: searchable by text now; embedding {chunks_pending} chunks for search by meaning",
+                                dir.display()
+                            )
+                        });
+                    }
+                }
+            }
+            IndexProgress::Embedded {
+                chunks_done,
+                chunks_total,
+            } => {
+                bar.set_position(chunks_done as u64);
                 let secs = bar.elapsed().as_secs_f64().max(0.001);
                 bar.set_message(format!(
-                    "{files_done}/{files_total} files, {chunks_done} chunks, {:.0} files/s, {:.1} chunks/s",
-                    files_done as f64 / secs,
+                    "embedding: {chunks_done}/{chunks_total} chunks, {:.1} chunks/s",
                     chunks_done as f64 / secs
                 ));
             }
@@ -372,6 +402,7 @@ fn index_summary(reports: &[IndexReport], db: &Path) -> serde_json::Value {
         "chunks_total": sum(|r| r.chunks_total),
         "chunks_embedded": sum(|r| r.chunks_embedded),
         "chunks_reused": sum(|r| r.chunks_reused),
+        "searchable_seconds": reports.iter().map(|r| r.searchable_seconds).sum::<f64>(),
         "seconds": reports.iter().map(|r| r.seconds).sum::<f64>(),
         "roots": reports,
     })
@@ -456,6 +487,13 @@ async fn search(args: SearchArgs) -> Result<()> {
         ) => return Err(UsageError(e.to_string()).into()),
         Err(e) => return Err(e.into()),
     };
+    if outcome.pending_chunks > 0 {
+        eprintln!(
+            "note: {} chunks are not embedded yet (indexing is running or was interrupted; \
+             `quarry index` finishes it): they are found by their words, not yet by meaning",
+            outcome.pending_chunks
+        );
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcome.hits)?);
     } else {
@@ -497,6 +535,7 @@ async fn status(args: StatusArgs) -> Result<()> {
             "roots": status.roots,
             "files": status.files,
             "chunks": status.chunks,
+            "pending": status.pending,
             "model": status.meta.model,
             "dim": status.meta.dim,
             "schema_version": status.meta.schema_version,

@@ -34,7 +34,7 @@ impl Style {
 
 pub fn print_index_report(report: &IndexReport) {
     println!(
-        "Indexed {}: {} files scanned, {} changed, {} deleted, {} skipped; {} chunks ({} embedded) in {:.1}s",
+        "Indexed {}: {} files scanned, {} changed, {} deleted, {} skipped; {} chunks ({} embedded) in {:.1}s (searchable by text after {:.1}s)",
         report.root,
         report.files_scanned,
         report.files_changed,
@@ -42,7 +42,8 @@ pub fn print_index_report(report: &IndexReport) {
         report.skipped.len(),
         report.chunks_total,
         report.chunks_embedded,
-        report.seconds
+        report.seconds,
+        report.searchable_seconds
     );
     for skipped in report.skipped.iter().take(SKIPPED_SHOWN) {
         println!("  skipped {}: {}", skipped.path, skipped.reason);
@@ -168,6 +169,12 @@ pub fn print_status(status: &IndexStatus) {
         status.versions
     );
     println!("Totals:  {} files, {} chunks", status.files, status.chunks);
+    if status.pending > 0 {
+        println!(
+            "Pending: {} chunks not embedded yet (searchable by text; `quarry index` finishes them)",
+            status.pending
+        );
+    }
     if status.roots.is_empty() {
         println!("Nothing indexed yet: `quarry index DIR`.");
     }

@@ -23,6 +23,9 @@ pub const DEFAULT_MAX_FILE_SIZE: u64 = 1024 * 1024;
 const FILES_PER_BATCH: usize = 256;
 /// Chunks embedded between two progress events.
 const EMBED_SLICE: usize = 64;
+/// Chunks embedded before their files' rows are rewritten complete: large
+/// enough to keep writes few, small enough that dense search fills in steadily.
+const EMBED_GROUP: usize = 512;
 /// How many bytes are checked for a NUL byte to call a file binary.
 const BINARY_SNIFF_BYTES: usize = 8 * 1024;
 
@@ -98,6 +101,8 @@ pub struct IndexReport {
     /// Chunks of changed files whose text was unchanged: their stored
     /// vectors were kept instead of embedding them again.
     pub chunks_reused: usize,
+    /// Seconds until every chunk was searchable by text (end of pass 1).
+    pub searchable_seconds: f64,
     /// Wall-clock seconds.
     pub seconds: f64,
 }
@@ -112,15 +117,21 @@ pub enum IndexProgress {
         changed: usize,
         bytes: u64,
     },
-    /// Work done so far on the changed files. Sent after every embedded
-    /// slice of chunks, so a bar moves (and an ETA can be estimated from
-    /// bytes) even while one large batch is being embedded.
-    Advanced {
+    /// Pass 1: changed files read, chunked and written (text only).
+    Chunked {
         files_done: usize,
         files_total: usize,
-        chunks_done: usize,
         bytes_done: u64,
         bytes_total: u64,
+    },
+    /// Pass 1 is done: every chunk is searchable by text; `chunks_pending`
+    /// still need vectors for dense search.
+    Searchable { chunks_pending: usize },
+    /// Pass 2: vectors computed so far. Sent after every embedded slice, so a
+    /// bar moves (and an ETA can be estimated) during a long embedding run.
+    Embedded {
+        chunks_done: usize,
+        chunks_total: usize,
     },
     /// Compacting and (re)building the full-text index.
     Optimizing,
@@ -151,8 +162,28 @@ pub fn canonical_root(dir: &Path) -> Result<PathBuf, IndexError> {
     Ok(canonical)
 }
 
+/// A changed file's rows between the two passes of [`index_root`]: written
+/// with the vectors already known, then completed once the rest are embedded.
+struct FileWork {
+    file: FileRow,
+    rows: Vec<ChunkRow>,
+    /// Text to embed for each row whose vector is still missing.
+    to_embed: Vec<(usize, String)>,
+}
+
 /// Indexes `dir` into `store`: only files that are new or changed since the
 /// last run are chunked and embedded; rows of deleted files are removed.
+///
+/// Two passes, so a new repository is searchable within seconds:
+/// 1. walk, read, chunk and write every changed file's chunks, with the
+///    vectors already known (same text embedded before) and the rest left
+///    empty, then make sure the full-text index exists: the text side is
+///    complete ([`IndexProgress::Searchable`]);
+/// 2. embed the missing vectors, longest work last, and rewrite those files'
+///    rows complete; dense search sees each file as soon as its rows land.
+///
+/// A run killed during pass 2 leaves chunks without vectors; the next run
+/// finds their files and finishes them even though they did not change.
 pub async fn index_root(
     store: &Store,
     embedder: &Embedder,
@@ -172,6 +203,7 @@ pub async fn index_root(
     };
 
     let known = store.files_under(&root).await?;
+    let unfinished = store.files_with_pending_chunks(&root).await?;
     let present: HashSet<&str> = walked.files.iter().map(|f| f.rel.as_str()).collect();
     let mut deleted: Vec<String> = known
         .keys()
@@ -183,7 +215,9 @@ pub async fn index_root(
         .files
         .iter()
         .filter(|f| match known.get(&f.rel) {
-            Some(row) => row.size != f.size || row.mtime_ns != f.mtime_ns,
+            Some(row) => {
+                row.size != f.size || row.mtime_ns != f.mtime_ns || unfinished.contains(&f.rel)
+            }
             None => true,
         })
         .collect();
@@ -194,15 +228,14 @@ pub async fn index_root(
         bytes: bytes_total,
     });
 
+    // Pass 1: text.
     let tokens = ModelTokens(embedder);
+    let mut vectors_by_hash: HashMap<String, Vec<f32>> = HashMap::new();
+    let mut work: Vec<FileWork> = Vec::new();
     let mut files_done = 0;
     let mut bytes_done = 0;
     for batch in changed.chunks(FILES_PER_BATCH) {
-        let (files_before, bytes_before) = (files_done, bytes_done);
-        let batch_bytes: u64 = batch.iter().map(|f| f.size).sum();
-        let mut paths = Vec::new();
-        let mut file_rows = Vec::new();
-        let mut pending: Vec<(String, Chunk)> = Vec::new();
+        let mut batch_work = Vec::new();
         let mut touched = Vec::new();
         for file in batch {
             files_done += 1;
@@ -228,7 +261,7 @@ pub async fn index_root(
             };
             let content_hash = hash_hex(loaded.as_bytes());
             if let Some(old) = known.get(&file.rel) {
-                if old.content_hash == content_hash {
+                if old.content_hash == content_hash && !unfinished.contains(&file.rel) {
                     // Touched but unchanged: record the new mtime only.
                     touched.push(FileRow {
                         mtime_ns: file.mtime_ns,
@@ -244,56 +277,64 @@ pub async fn index_root(
                 &options.chunking,
                 &tokens,
             );
-            paths.push(file.rel.clone());
-            file_rows.push(FileRow {
-                root: root.clone(),
-                path: file.rel.clone(),
-                size: file.size,
-                mtime_ns: file.mtime_ns,
-                content_hash,
-                chunks: chunks.len() as u32,
-            });
-            pending.extend(chunks.into_iter().map(|c| (file.rel.clone(), c)));
+            batch_work.push((
+                FileRow {
+                    root: root.clone(),
+                    path: file.rel.clone(),
+                    size: file.size,
+                    mtime_ns: file.mtime_ns,
+                    content_hash,
+                    chunks: chunks.len() as u32,
+                },
+                chunks,
+            ));
         }
-        report.files_changed += paths.len();
+        report.files_changed += batch_work.len();
 
         // Chunks of edited files whose text is unchanged keep their vectors.
-        let previously_indexed: Vec<String> = paths
+        let previously_indexed: Vec<String> = batch_work
             .iter()
-            .filter(|p| known.contains_key(*p))
-            .cloned()
+            .map(|(f, _)| f.path.clone())
+            .filter(|p| known.contains_key(p))
             .collect();
-        let stored = store.vectors_by_hash(&root, &previously_indexed).await?;
-        let hashes: Vec<String> = pending
-            .iter()
-            .map(|(_, c)| hash_hex(c.embed_text.as_bytes()))
-            .collect();
-        let texts: Vec<&str> = pending.iter().map(|(_, c)| c.embed_text.as_str()).collect();
-        let embedded_before = report.chunks_embedded;
-        let vectors = embed_missing(
-            embedder,
-            &texts,
-            &hashes,
-            &stored,
-            &mut |embedded, missing| {
-                let fraction = embedded as f64 / missing as f64;
-                on_progress(IndexProgress::Advanced {
-                    files_done: files_before + (batch.len() as f64 * fraction) as usize,
-                    files_total: changed.len(),
-                    chunks_done: embedded_before + embedded,
-                    bytes_done: bytes_before + (batch_bytes as f64 * fraction) as u64,
-                    bytes_total,
-                });
-            },
-        )?;
-        report.chunks_embedded += vectors.embedded;
-        report.chunks_reused += pending.len() - vectors.embedded;
-        let rows: Vec<ChunkRow> = pending
-            .into_iter()
-            .zip(vectors.vectors)
-            .zip(hashes)
-            .map(|(((path, chunk), vector), hash)| chunk_row(&root, path, chunk, hash, vector))
-            .collect();
+        vectors_by_hash.extend(store.vectors_by_hash(&root, &previously_indexed).await?);
+        let mut paths = Vec::new();
+        let mut file_rows = Vec::new();
+        let mut rows = Vec::new();
+        for (file, chunks) in batch_work {
+            let mut item = FileWork {
+                file,
+                rows: Vec::with_capacity(chunks.len()),
+                to_embed: Vec::new(),
+            };
+            for chunk in chunks {
+                let hash = hash_hex(chunk.embed_text.as_bytes());
+                let vector = match vectors_by_hash.get(&hash) {
+                    Some(v) => {
+                        report.chunks_reused += 1;
+                        v.clone()
+                    }
+                    None => {
+                        item.to_embed
+                            .push((item.rows.len(), chunk.embed_text.clone()));
+                        Vec::new()
+                    }
+                };
+                item.rows.push(chunk_row(
+                    &root,
+                    item.file.path.clone(),
+                    chunk,
+                    hash,
+                    vector,
+                ));
+            }
+            paths.push(item.file.path.clone());
+            file_rows.push(item.file.clone());
+            rows.extend(item.rows.iter().cloned());
+            if !item.to_embed.is_empty() {
+                work.push(item);
+            }
+        }
         store
             .replace_files(&root, &paths, &file_rows, &rows)
             .await?;
@@ -303,21 +344,81 @@ pub async fn index_root(
                 .update_file_records(&root, &touched_paths, &touched)
                 .await?;
         }
-        on_progress(IndexProgress::Advanced {
+        on_progress(IndexProgress::Chunked {
             files_done,
             files_total: changed.len(),
-            chunks_done: report.chunks_embedded,
             bytes_done,
             bytes_total,
         });
     }
-
     if !deleted.is_empty() {
         deleted.sort();
         deleted.dedup();
         report.files_deleted = deleted.len();
         store.replace_files(&root, &deleted, &[], &[]).await?;
     }
+    store.ensure_text_index().await?;
+    let chunks_to_embed: usize = work.iter().map(|w| w.to_embed.len()).sum();
+    report.searchable_seconds = started.elapsed().as_secs_f64();
+    on_progress(IndexProgress::Searchable {
+        chunks_pending: chunks_to_embed,
+    });
+
+    // Pass 2: vectors, a group of files at a time.
+    let mut start = 0;
+    while start < work.len() {
+        let mut end = start;
+        let mut texts = 0;
+        while end < work.len() && (end == start || texts + work[end].to_embed.len() <= EMBED_GROUP)
+        {
+            texts += work[end].to_embed.len();
+            end += 1;
+        }
+        let group = &mut work[start..end];
+        // Identical texts (copied code) are embedded once.
+        let mut unique: Vec<(String, &str)> = Vec::new();
+        let mut seen = HashSet::new();
+        for item in group.iter() {
+            for (_, text) in &item.to_embed {
+                let hash = hash_hex(text.as_bytes());
+                if !vectors_by_hash.contains_key(&hash) && seen.insert(hash.clone()) {
+                    unique.push((hash, text.as_str()));
+                }
+            }
+        }
+        let embedded_before = report.chunks_embedded;
+        for slice in unique.chunks(EMBED_SLICE) {
+            let slice_texts: Vec<&str> = slice.iter().map(|(_, t)| *t).collect();
+            for ((hash, _), vector) in slice.iter().zip(embedder.embed(&slice_texts)?) {
+                vectors_by_hash.insert(hash.clone(), vector);
+            }
+            report.chunks_embedded += slice.len();
+            on_progress(IndexProgress::Embedded {
+                chunks_done: report.chunks_embedded,
+                chunks_total: chunks_to_embed,
+            });
+        }
+        let newly = report.chunks_embedded - embedded_before;
+        // Texts that were duplicates of one embedded in this group count as reused.
+        report.chunks_reused += texts - newly;
+        let mut paths = Vec::new();
+        let mut file_rows = Vec::new();
+        let mut rows = Vec::new();
+        for item in group.iter_mut() {
+            for (i, text) in item.to_embed.drain(..) {
+                let hash = hash_hex(text.as_bytes());
+                item.rows[i].vector = vectors_by_hash.get(&hash).cloned().unwrap_or_default();
+            }
+            paths.push(item.file.path.clone());
+            file_rows.push(item.file.clone());
+            rows.append(&mut item.rows);
+        }
+        store
+            .replace_files(&root, &paths, &file_rows, &rows)
+            .await?;
+        start = end;
+    }
+
     on_progress(IndexProgress::Optimizing);
     store.optimize().await?;
     let status = store.status().await?;
@@ -329,41 +430,6 @@ pub async fn index_root(
     report.skipped.sort_by(|a, b| a.path.cmp(&b.path));
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
-}
-
-/// Vectors for a batch of chunk texts, and how many had to be embedded.
-struct BatchVectors {
-    vectors: Vec<Vec<f32>>,
-    embedded: usize,
-}
-
-/// One vector per text, in order: taken from `stored` (keyed by content
-/// hash) when the same text was embedded before, embedded otherwise in
-/// slices of [`EMBED_SLICE`], reporting `(embedded, to_embed)` after each.
-fn embed_missing(
-    embedder: &Embedder,
-    texts: &[&str],
-    hashes: &[String],
-    stored: &HashMap<String, Vec<f32>>,
-    on_slice: &mut dyn FnMut(usize, usize),
-) -> Result<BatchVectors, IndexError> {
-    let mut vectors: Vec<Option<Vec<f32>>> =
-        hashes.iter().map(|h| stored.get(h).cloned()).collect();
-    let missing: Vec<usize> = (0..texts.len()).filter(|&i| vectors[i].is_none()).collect();
-    let mut embedded = 0;
-    for slice in missing.chunks(EMBED_SLICE) {
-        let slice_texts: Vec<&str> = slice.iter().map(|&i| texts[i]).collect();
-        for (&i, vector) in slice.iter().zip(embedder.embed(&slice_texts)?) {
-            vectors[i] = Some(vector);
-        }
-        embedded += slice.len();
-        on_slice(embedded, missing.len());
-    }
-    Ok(BatchVectors {
-        // Every slot is filled: from `stored`, or by the loop above.
-        vectors: vectors.into_iter().flatten().collect(),
-        embedded,
-    })
 }
 
 fn chunk_row(

@@ -191,3 +191,94 @@ fn reindex_skips_unchanged_and_drops_deleted() {
         assert!(prints.iter().any(|p| p.2 == "mul") && prints.iter().any(|p| p.2 == "add"));
     });
 }
+
+#[test]
+fn text_is_searchable_first_and_an_interrupted_run_is_finished_next_time() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let repo = tempfile::tempdir().unwrap();
+        let db = tempfile::tempdir().unwrap();
+        let root = repo.path();
+        write(
+            root,
+            "a.py",
+            b"def alpha():\n    return 1\n\ndef beta():\n    return 2\n",
+        );
+        write(root, "b.py", b"def gamma():\n    return 3\n");
+        write(root, "c.py", b"def delta():\n    return 4\n");
+        let store = Store::open_or_create(&db.path().join("idx"), &meta())
+            .await
+            .unwrap();
+
+        let mut events = Vec::new();
+        let report = index_root(
+            &store,
+            embedder(),
+            root,
+            &IndexOptions::default(),
+            &mut |e| events.push(e),
+        )
+        .await
+        .unwrap();
+        let pending = events.iter().find_map(|e| match e {
+            IndexProgress::Searchable { chunks_pending } => Some(*chunks_pending),
+            _ => None,
+        });
+        assert_eq!(pending, Some(4), "{events:?}");
+        let position = |pred: &dyn Fn(&IndexProgress) -> bool| events.iter().position(pred);
+        let searchable = position(&|e| matches!(e, IndexProgress::Searchable { .. })).unwrap();
+        let first_chunked = position(&|e| matches!(e, IndexProgress::Chunked { .. })).unwrap();
+        let first_embedded = position(&|e| matches!(e, IndexProgress::Embedded { .. })).unwrap();
+        assert!(
+            first_chunked < searchable && searchable < first_embedded,
+            "{events:?}"
+        );
+        assert_eq!(
+            (report.chunks_embedded, report.chunks_reused),
+            (4, 0),
+            "{report:?}"
+        );
+        assert!(report.searchable_seconds <= report.seconds);
+        assert_eq!(store.pending_chunks(None).await.unwrap(), 0);
+        let complete = store.chunk_fingerprints().await.unwrap();
+
+        // Simulate a run killed after pass 1: b.py's rows without vectors.
+        let root_str = canonical_root(root).unwrap().to_string_lossy().into_owned();
+        let files = store.files_under(&root_str).await.unwrap();
+        let b = files["b.py"].clone();
+        let text = "def gamma():\n    return 3\n";
+        let chunk = quarry_chunk::chunk_source(
+            Path::new("b.py"),
+            text,
+            &IndexOptions::default().chunking,
+            &ModelTokens(embedder()),
+        )
+        .remove(0);
+        let hash = hash_hex(chunk.embed_text.as_bytes());
+        let row = chunk_row(&root_str, "b.py".into(), chunk, hash, Vec::new());
+        store
+            .replace_files(&root_str, &["b.py".into()], &[b], &[row])
+            .await
+            .unwrap();
+        assert_eq!(store.pending_chunks(None).await.unwrap(), 1);
+
+        // Nothing changed on disk, yet the next run completes b.py.
+        let next = index_root(
+            &store,
+            embedder(),
+            root,
+            &IndexOptions::default(),
+            &mut |_| {},
+        )
+        .await
+        .unwrap();
+        assert_eq!(next.files_changed, 1, "{next:?}");
+        assert_eq!(
+            (next.chunks_embedded, next.chunks_reused),
+            (1, 0),
+            "{next:?}"
+        );
+        assert_eq!(store.pending_chunks(None).await.unwrap(), 0);
+        assert_eq!(store.chunk_fingerprints().await.unwrap(), complete);
+    });
+}

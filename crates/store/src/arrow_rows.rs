@@ -9,6 +9,7 @@ use arrow_array::{
     Array, ArrayRef, FixedSizeListArray, Float32Array, Int64Array, RecordBatch, StringArray,
     UInt32Array, UInt64Array,
 };
+use arrow_buffer::NullBuffer;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
 use crate::{Result, StoreError};
@@ -39,7 +40,8 @@ pub(crate) fn with_column<'a>(columns: &[&'a str], extra: &'a str) -> Vec<&'a st
 pub struct ChunkRow {
     /// Everything but the vector.
     pub chunk: StoredChunk,
-    /// Embedding.
+    /// Embedding; empty for a chunk written before it is embedded (stored as
+    /// null: found by full-text search, not yet by vector search).
     pub vector: Vec<f32>,
 }
 
@@ -105,7 +107,8 @@ pub(crate) fn chunk_schema(dim: usize, metadata: HashMap<String, String>) -> Sch
                     Arc::new(Field::new("item", DataType::Float32, true)),
                     dim as i32,
                 ),
-                false,
+                // Null until the chunk is embedded: text is searchable first.
+                true,
             ),
         ],
         metadata,
@@ -135,12 +138,26 @@ pub(crate) fn chunk_batch(schema: SchemaRef, rows: &[ChunkRow]) -> Result<Record
         Ok(DataType::FixedSizeList(_, dim)) => dim,
         _ => return Err(StoreError::Data("chunks table has no vector column".into())),
     };
-    let flat: Vec<f32> = rows.iter().flat_map(|r| r.vector.iter().copied()).collect();
+    // An empty vector is a chunk not embedded yet: a null slot (zeros underneath).
+    let flat: Vec<f32> = rows
+        .iter()
+        .flat_map(|r| {
+            if r.vector.is_empty() {
+                vec![0.0; dim as usize]
+            } else {
+                r.vector.clone()
+            }
+        })
+        .collect();
+    let validity: Vec<bool> = rows.iter().map(|r| !r.vector.is_empty()).collect();
+    let nulls = validity
+        .contains(&false)
+        .then(|| NullBuffer::from(validity));
     let vectors = FixedSizeListArray::try_new(
         Arc::new(Field::new("item", DataType::Float32, true)),
         dim,
         Arc::new(Float32Array::from(flat)),
-        None,
+        nulls,
     )
     .map_err(|e| StoreError::Data(e.to_string()))?;
     let columns: Vec<ArrayRef> = vec![

@@ -9,15 +9,17 @@
 
 mod arrow_rows;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use arrow_array::RecordBatch;
 use futures::TryStreamExt;
 use lancedb::index::scalar::{FtsIndexBuilder, FullTextSearchQuery};
+use lancedb::index::vector::IvfHnswSqIndexBuilder;
 use lancedb::index::Index;
 use lancedb::query::{ExecutableQuery, QueryBase, Select};
+use lancedb::table::ColumnAlteration;
 use lancedb::table::OptimizeAction;
 use lancedb::{Connection, DistanceType, Table};
 
@@ -199,6 +201,8 @@ pub struct IndexStatus {
     pub files: usize,
     /// Total chunks.
     pub chunks: usize,
+    /// Chunks written but not embedded yet (searchable by text only).
+    pub pending: usize,
     /// Bytes on disk of the whole index directory.
     pub bytes: u64,
     /// Live versions of the chunks table (LanceDB keeps one per commit until pruned).
@@ -214,8 +218,20 @@ pub struct Store {
     /// Set once the full-text index is known to exist (it is never dropped),
     /// so searches stop asking LanceDB for its index list.
     has_text_index: AtomicBool,
+    /// Row count from which [`Store::optimize`] builds an ANN vector index.
+    ann_min_rows: usize,
     _conn: Connection,
 }
+
+/// Row count from which [`Store::optimize`] builds an approximate (ANN) vector
+/// index. Below it an exact scan is fast enough and needs no training; above it
+/// exact search grows linearly with the index.
+pub const ANN_MIN_ROWS: usize = 20_000;
+
+/// How many candidates per requested result the ANN search re-ranks with the
+/// exact vectors (LanceDB's refine factor): recall close to exact search for
+/// little extra time.
+const ANN_REFINE_FACTOR: u32 = 4;
 
 impl Store {
     /// Opens the index at `dir`, creating it when the directory is missing or
@@ -260,12 +276,28 @@ impl Store {
                 expected: SCHEMA_VERSION,
             });
         }
+        // Indexes written before progressive indexing have a non-nullable vector
+        // column; allowing nulls is a metadata-only change, made in place once.
+        if schema
+            .field_with_name("vector")
+            .is_ok_and(|f| !f.is_nullable())
+        {
+            tracing::info!(
+                "upgrading {}: vectors may now be filled in after the text",
+                dir.display()
+            );
+            chunks
+                .alter_columns(&[ColumnAlteration::new("vector".into()).set_nullable(true)])
+                .await
+                .map_err(lance("upgrading the chunks table"))?;
+        }
         Ok(Self {
             dir: dir.to_path_buf(),
             meta,
             chunks,
             files,
             has_text_index: AtomicBool::new(false),
+            ann_min_rows: ANN_MIN_ROWS,
             _conn: conn,
         })
     }
@@ -297,6 +329,7 @@ impl Store {
             chunks,
             files,
             has_text_index: AtomicBool::new(false),
+            ann_min_rows: ANN_MIN_ROWS,
             _conn: conn,
         })
     }
@@ -316,6 +349,23 @@ impl Store {
             .any(|index| index.columns.iter().any(|c| c == "text"));
         self.has_text_index.store(found, Ordering::Relaxed);
         Ok(found)
+    }
+
+    /// Changes the row count from which `optimize` builds the ANN vector index
+    /// (default [`ANN_MIN_ROWS`]); for benchmarks and tests.
+    pub fn set_ann_min_rows(&mut self, rows: usize) {
+        self.ann_min_rows = rows;
+    }
+
+    /// Whether the chunks table has an ANN index on its vectors.
+    pub async fn has_vector_index(&self) -> Result<bool> {
+        Ok(self
+            .chunks
+            .list_indices()
+            .await
+            .map_err(lance("listing indices"))?
+            .iter()
+            .any(|index| index.columns.iter().any(|c| c == "vector")))
     }
 
     /// Deletes the index at `dir` (only if it is a Quarry index or empty).
@@ -391,7 +441,7 @@ impl Store {
         chunks: &[ChunkRow],
     ) -> Result<()> {
         for chunk in chunks {
-            if chunk.vector.len() != self.meta.dim {
+            if !chunk.vector.is_empty() && chunk.vector.len() != self.meta.dim {
                 return Err(StoreError::Dimension {
                     got: chunk.vector.len(),
                     expected: self.meta.dim,
@@ -475,22 +525,44 @@ impl Store {
     /// pruning versions older than the one just written. Called once after
     /// an indexing run.
     pub async fn optimize(&self) -> Result<()> {
-        let has_fts = self.has_text_index().await?;
+        self.ensure_text_index().await?;
         let rows = self
             .chunks
             .count_rows(None)
             .await
             .map_err(lance("counting rows"))?;
-        if !has_fts && rows > 0 {
+        // Vector-index work waits until every chunk has its vector: training or
+        // updating it over unfilled rows would index placeholders.
+        let pending = self.pending_chunks(None).await?;
+        // Once large enough, an IVF-HNSW index (scalar-quantised vectors); later
+        // optimisations fold new rows into it, and rows not yet in it are
+        // still searched exactly, so results never miss fresh chunks.
+        if pending == 0 && rows >= self.ann_min_rows && !self.has_vector_index().await? {
+            tracing::info!(rows, "building the vector index");
             self.chunks
-                .create_index(&["text"], Index::FTS(fts_params()))
+                .create_index(
+                    &["vector"],
+                    Index::IvfHnswSq(
+                        IvfHnswSqIndexBuilder::default().distance_type(DistanceType::Cosine),
+                    ),
+                )
                 .execute()
                 .await
-                .map_err(lance("building the full-text index"))?;
+                .map_err(lance("building the vector index"))?;
         }
+        let action = |table: &Table| {
+            if pending > 0 && std::ptr::eq(table, &self.chunks) {
+                OptimizeAction::Compact {
+                    options: Default::default(),
+                    remap_options: None,
+                }
+            } else {
+                OptimizeAction::All
+            }
+        };
         for table in [&self.chunks, &self.files] {
             table
-                .optimize(OptimizeAction::All)
+                .optimize(action(table))
                 .await
                 .map_err(lance("optimising"))?;
             table
@@ -506,12 +578,33 @@ impl Store {
     }
 
     /// Nearest chunks to `vector` by cosine distance, best first, with
-    /// their similarity (1 - distance).
+    /// their similarity (1 - distance). Uses the ANN index when there is one.
     pub async fn vector_search(
         &self,
         vector: &[f32],
         limit: usize,
         filter: &SearchFilter,
+    ) -> Result<Vec<(StoredChunk, f32)>> {
+        self.vector_query(vector, limit, filter, false).await
+    }
+
+    /// Like [`Store::vector_search`], always exact (a full scan): the ground
+    /// truth that ANN recall is measured against.
+    pub async fn vector_search_exact(
+        &self,
+        vector: &[f32],
+        limit: usize,
+        filter: &SearchFilter,
+    ) -> Result<Vec<(StoredChunk, f32)>> {
+        self.vector_query(vector, limit, filter, true).await
+    }
+
+    async fn vector_query(
+        &self,
+        vector: &[f32],
+        limit: usize,
+        filter: &SearchFilter,
+        exact: bool,
     ) -> Result<Vec<(StoredChunk, f32)>> {
         if vector.len() != self.meta.dim {
             return Err(StoreError::Dimension {
@@ -530,6 +623,11 @@ impl Store {
                 "_distance",
             )))
             .limit(limit);
+        query = if exact {
+            query.bypass_vector_index()
+        } else {
+            query.refine_factor(ANN_REFINE_FACTOR)
+        };
         if let Some(sql) = filter.to_sql() {
             query = query.only_if(sql);
         }
@@ -641,6 +739,59 @@ impl Store {
     /// The stored vectors of the chunks of `paths` under `root`, keyed by
     /// content hash: re-indexing an edited file re-embeds only the chunks
     /// whose text changed.
+    /// Number of chunks written but not embedded yet (under `root`, or anywhere).
+    pub async fn pending_chunks(&self, root: Option<&str>) -> Result<usize> {
+        let filter = match root {
+            Some(root) => format!("vector IS NULL AND root = {}", sql_str(root)),
+            None => "vector IS NULL".to_string(),
+        };
+        self.chunks
+            .count_rows(Some(filter))
+            .await
+            .map_err(lance("counting chunks awaiting vectors"))
+    }
+
+    /// Files under `root` with chunks not embedded yet (left by an interrupted
+    /// run): the indexer processes them again even though they did not change.
+    pub async fn files_with_pending_chunks(&self, root: &str) -> Result<HashSet<String>> {
+        let batches = collect(
+            &self
+                .chunks
+                .query()
+                .only_if(format!("vector IS NULL AND root = {}", sql_str(root)))
+                .select(Select::columns(&["path"])),
+            "finding chunks awaiting vectors",
+        )
+        .await?;
+        let mut out = HashSet::new();
+        for batch in &batches {
+            out.extend(arrow_rows::string_column(batch, "path")?);
+        }
+        Ok(out)
+    }
+
+    /// Builds the full-text index if there is none yet, so new rows are
+    /// searchable by text before their vectors exist. Later rows are searched
+    /// without the index until [`Store::optimize`] folds them in.
+    pub async fn ensure_text_index(&self) -> Result<()> {
+        if self.has_text_index().await? {
+            return Ok(());
+        }
+        let rows = self
+            .chunks
+            .count_rows(None)
+            .await
+            .map_err(lance("counting rows"))?;
+        if rows > 0 {
+            self.chunks
+                .create_index(&["text"], Index::FTS(fts_params()))
+                .execute()
+                .await
+                .map_err(lance("building the full-text index"))?;
+        }
+        Ok(())
+    }
+
     pub async fn vectors_by_hash(
         &self,
         root: &str,
@@ -653,7 +804,7 @@ impl Store {
                     .chunks
                     .query()
                     .only_if(format!(
-                        "root = {} AND path IN ({})",
+                        "root = {} AND path IN ({}) AND vector IS NOT NULL",
                         sql_str(root),
                         sql_list(group)
                     ))
@@ -729,6 +880,7 @@ impl Store {
             meta: self.meta.clone(),
             files: roots.iter().map(|r| r.files).sum(),
             chunks: roots.iter().map(|r| r.chunks).sum(),
+            pending: self.pending_chunks(None).await?,
             roots,
             bytes: dir_size(&self.dir),
             versions,

@@ -216,3 +216,190 @@ fn wrong_dimension_is_an_error() {
             .is_err());
     });
 }
+
+/// Deterministic pseudo-random numbers in [-1, 1) (no extra dependency).
+fn lcg(state: &mut u64) -> f32 {
+    *state = state
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    ((*state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+}
+
+/// A unit vector near one of 40 cluster centres, like embeddings of related code.
+fn clustered_vector(state: &mut u64, centres: &[Vec<f32>]) -> Vec<f32> {
+    let c = &centres[(lcg(state).abs() * centres.len() as f32) as usize % centres.len()];
+    let mut v: Vec<f32> = c.iter().map(|x| x + 0.35 * lcg(state)).collect();
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter_mut().for_each(|x| *x /= norm);
+    v
+}
+
+#[test]
+fn large_tables_get_an_ann_index_with_high_recall_and_fresh_rows_stay_findable() {
+    const ANN_DIM: usize = 32;
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store =
+            Store::open_or_create(&dir.path().join("db"), &IndexMeta::new("t/m", ANN_DIM))
+                .await
+                .unwrap();
+        store.set_ann_min_rows(2_000);
+        let mut state = 7u64;
+        let centres: Vec<Vec<f32>> = (0..40)
+            .map(|_| (0..ANN_DIM).map(|_| lcg(&mut state)).collect())
+            .collect();
+        let make = |i: usize, state: &mut u64| {
+            let mut row = chunk(
+                "/r",
+                &format!("f{}.rs", i / 10),
+                &format!("s{i}"),
+                "fn x() {}",
+                [0.0; DIM],
+            );
+            row.chunk.id = format!("id{i}");
+            row.vector = clustered_vector(state, &centres);
+            row
+        };
+        let rows: Vec<ChunkRow> = (0..3_000).map(|i| make(i, &mut state)).collect();
+        let paths: Vec<String> = (0..300).map(|f| format!("f{f}.rs")).collect();
+        let files: Vec<FileRow> = paths.iter().map(|p| file("/r", p, 10)).collect();
+        store
+            .replace_files("/r", &paths, &files, &rows)
+            .await
+            .unwrap();
+        assert!(!store.has_vector_index().await.unwrap());
+        store.optimize().await.unwrap();
+        assert!(
+            store.has_vector_index().await.unwrap(),
+            "no ANN index at 3,000 rows"
+        );
+
+        // Recall@10 of the ANN search against exact search.
+        let filter = SearchFilter::default();
+        let (mut found, mut total) = (0usize, 0usize);
+        for _ in 0..40 {
+            let q = clustered_vector(&mut state, &centres);
+            let exact: Vec<String> = store
+                .vector_search_exact(&q, 10, &filter)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|(c, _)| c.id)
+                .collect();
+            let ann = store.vector_search(&q, 10, &filter).await.unwrap();
+            assert_eq!(ann.len(), 10);
+            found += ann.iter().filter(|(c, _)| exact.contains(&c.id)).count();
+            total += exact.len();
+        }
+        let recall = found as f64 / total as f64;
+        eprintln!("ANN recall@10 = {recall:.3}");
+        assert!(recall >= 0.9, "recall@10 {recall}");
+
+        // A row added after the index was built is found before and after the
+        // next optimisation folds it in.
+        let mut fresh = make(5_000, &mut state);
+        fresh.chunk.path = "new.rs".into();
+        let target = fresh.vector.clone();
+        store
+            .replace_files(
+                "/r",
+                &["new.rs".into()],
+                &[file("/r", "new.rs", 1)],
+                &[fresh],
+            )
+            .await
+            .unwrap();
+        for round in 0..2 {
+            let hits = store.vector_search(&target, 3, &filter).await.unwrap();
+            assert_eq!(hits[0].0.id, "id5000", "round {round}");
+            assert!(hits[0].1 > 0.999);
+            store.optimize().await.unwrap();
+        }
+    });
+}
+
+#[test]
+fn chunks_without_vectors_are_text_searchable_and_invisible_to_vector_search() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_or_create(&dir.path().join("db"), &meta())
+            .await
+            .unwrap();
+        let mut pending = chunk(
+            "/r",
+            "b.py",
+            "retry_request",
+            "def retry_request(url): pass",
+            [0.0; DIM],
+        );
+        pending.vector.clear();
+        store
+            .replace_files(
+                "/r",
+                &["a.rs".into(), "b.py".into()],
+                &[file("/r", "a.rs", 1), file("/r", "b.py", 1)],
+                &[
+                    chunk(
+                        "/r",
+                        "a.rs",
+                        "parse_config",
+                        "fn parse_config() {}",
+                        [1.0, 0.0, 0.0, 0.0],
+                    ),
+                    pending,
+                ],
+            )
+            .await
+            .unwrap();
+        store.ensure_text_index().await.unwrap();
+        assert_eq!(store.pending_chunks(None).await.unwrap(), 1);
+        assert_eq!(store.pending_chunks(Some("/other")).await.unwrap(), 0);
+        assert_eq!(
+            store.files_with_pending_chunks("/r").await.unwrap(),
+            HashSet::from(["b.py".to_string()])
+        );
+        let filter = SearchFilter::default();
+        let near = store
+            .vector_search(&[0.0, 1.0, 0.0, 0.0], 10, &filter)
+            .await
+            .unwrap();
+        assert_eq!(near.len(), 1, "{near:?}");
+        assert_eq!(near[0].0.symbol, "parse_config");
+        let text = store
+            .text_search("retry_request", 10, &filter)
+            .await
+            .unwrap();
+        assert_eq!(text[0].0.symbol, "retry_request");
+        // Optimising while a vector is missing keeps everything readable.
+        store.optimize().await.unwrap();
+        assert!(store
+            .vectors_by_hash("/r", &["b.py".into()])
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(store.status().await.unwrap().pending, 1);
+        // The vector arrives: the chunk joins vector search.
+        store
+            .replace_files(
+                "/r",
+                &["b.py".into()],
+                &[file("/r", "b.py", 1)],
+                &[chunk(
+                    "/r",
+                    "b.py",
+                    "retry_request",
+                    "def retry_request(url): pass",
+                    [0.0, 1.0, 0.0, 0.0],
+                )],
+            )
+            .await
+            .unwrap();
+        store.optimize().await.unwrap();
+        assert_eq!(store.pending_chunks(None).await.unwrap(), 0);
+        let near = store
+            .vector_search(&[0.0, 1.0, 0.0, 0.0], 1, &filter)
+            .await
+            .unwrap();
+        assert_eq!(near[0].0.symbol, "retry_request");
+    });
+}

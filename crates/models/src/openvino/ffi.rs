@@ -137,37 +137,70 @@ impl Api {
         Ok(api)
     }
 
-    /// Element code 10 is i64 in builds without `UNDEFINED` and i32 in older ones:
-    /// a one-element tensor of that code is 8 or 4 bytes.
-    fn probe_element_codes(&self) -> Result<ElementCodes, String> {
-        let mut dims = [1i64];
+    /// Builds an `ov_shape_t` for `dims`, passes it to `make`, and frees it.
+    fn with_shape<T>(
+        &self,
+        dims: &[i64],
+        make: impl FnOnce(Shape) -> Result<T, String>,
+    ) -> Result<T, String> {
+        let mut dims = dims.to_vec();
         let mut shape = Shape {
             rank: 0,
             dims: std::ptr::null_mut(),
         };
-        // SAFETY: out-pointers are valid; the shape and tensor are freed below.
-        let bytes = unsafe {
+        // SAFETY: `dims` outlives the call; the shape is freed below, after `make`
+        // (tensor constructors copy the shape).
+        unsafe {
             self.check(
-                (self.shape_create)(1, dims.as_mut_ptr(), &mut shape),
-                "shape",
+                (self.shape_create)(dims.len() as i64, dims.as_mut_ptr(), &mut shape),
+                "creating a shape",
             )?;
+        }
+        let result = make(Shape {
+            rank: shape.rank,
+            dims: shape.dims,
+        });
+        // SAFETY: created above and not used after this.
+        unsafe { (self.shape_free)(&mut shape) };
+        result
+    }
+
+    /// Wraps host memory as a tensor of `element` with shape `dims` (no copy).
+    ///
+    /// # Safety
+    /// `data` must hold `dims`' product of elements and outlive every use of the tensor.
+    pub unsafe fn host_tensor(
+        &self,
+        element: u32,
+        dims: &[i64],
+        data: *mut c_void,
+    ) -> Result<*mut Tensor, String> {
+        self.with_shape(dims, |shape| {
             let mut tensor = std::ptr::null_mut();
-            let status = (self.tensor_create)(
-                10,
-                Shape {
-                    rank: shape.rank,
-                    dims: shape.dims,
-                },
-                &mut tensor,
-            );
-            (self.shape_free)(&mut shape);
+            // SAFETY: the caller guarantees `data`; `tensor` is an out-pointer.
+            let status =
+                unsafe { (self.tensor_create_from_host_ptr)(element, shape, data, &mut tensor) };
+            self.check(status, "wrapping memory as a tensor")?;
+            Ok(tensor)
+        })
+    }
+
+    /// Element code 10 is i64 in builds without `UNDEFINED` and i32 in older ones:
+    /// a one-element tensor of that code is 8 or 4 bytes.
+    fn probe_element_codes(&self) -> Result<ElementCodes, String> {
+        let tensor = self.with_shape(&[1], |shape| {
+            let mut tensor = std::ptr::null_mut();
+            // SAFETY: `tensor` is an out-pointer; the tensor owns its memory.
+            let status = unsafe { (self.tensor_create)(10, shape, &mut tensor) };
             self.check(status, "probing element types")?;
-            let mut bytes = 0usize;
-            let status = (self.tensor_get_byte_size)(tensor, &mut bytes);
-            (self.tensor_free)(tensor);
-            self.check(status, "probing element types")?;
-            bytes
-        };
+            Ok(tensor)
+        })?;
+        let mut bytes = 0usize;
+        // SAFETY: `tensor` was created above and is freed once.
+        let status = unsafe { (self.tensor_get_byte_size)(tensor, &mut bytes) };
+        // SAFETY: as above.
+        unsafe { (self.tensor_free)(tensor) };
+        self.check(status, "probing element types")?;
         match bytes {
             8 => Ok(ElementCodes { i8: 7, i64: 10 }),
             4 => Ok(ElementCodes { i8: 8, i64: 11 }),

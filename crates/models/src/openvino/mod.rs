@@ -105,27 +105,11 @@ impl OpenVinoBert {
             api.check((api.core_create)(&mut core), "creating the OpenVINO core")?;
             let core = Guard(core, api.core_free);
 
-            let mut dims = [weights.len() as i64];
-            let mut shape = Shape {
-                rank: 0,
-                dims: ptr::null_mut(),
-            };
-            api.check(
-                (api.shape_create)(1, dims.as_mut_ptr(), &mut shape),
-                "shape",
-            )?;
-            let mut weights_tensor = ptr::null_mut();
-            let status = (api.tensor_create_from_host_ptr)(
+            let weights_tensor = api.host_tensor(
                 api.elements.i8,
-                Shape {
-                    rank: shape.rank,
-                    dims: shape.dims,
-                },
+                &[weights.len() as i64],
                 weights.as_mut_ptr().cast::<c_void>(),
-                &mut weights_tensor,
-            );
-            (api.shape_free)(&mut shape);
-            api.check(status, "wrapping the weights")?;
+            )?;
             let weights_tensor = Guard(weights_tensor, api.tensor_free);
 
             let mut model = ptr::null_mut();
@@ -295,29 +279,15 @@ impl OpenVinoBert {
         b: usize,
         len: usize,
     ) -> Result<*mut Tensor, String> {
-        let api = &self.api;
-        let mut dims = [b as i64, len as i64];
-        let mut shape = Shape {
-            rank: 0,
-            dims: ptr::null_mut(),
-        };
-        api.check(
-            (api.shape_create)(2, dims.as_mut_ptr(), &mut shape),
-            "shape",
-        )?;
-        let mut tensor = ptr::null_mut();
-        let status = (api.tensor_create_from_host_ptr)(
-            api.elements.i64,
-            Shape {
-                rank: shape.rank,
-                dims: shape.dims,
-            },
-            data.as_mut_ptr().cast(),
-            &mut tensor,
-        );
-        (api.shape_free)(&mut shape);
-        api.check(status, "input tensor")?;
-        Ok(tensor)
+        debug_assert_eq!(data.len(), b * len);
+        // SAFETY: `data` holds b·len elements and the caller keeps it alive.
+        unsafe {
+            self.api.host_tensor(
+                self.api.elements.i64,
+                &[b as i64, len as i64],
+                data.as_mut_ptr().cast(),
+            )
+        }
     }
 }
 

@@ -7,11 +7,10 @@
 //! nothing of Python is used).
 
 use std::fs;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::ModelError;
-use crate::fetch::{pip_download, sha256_file, FetchEvent};
+use crate::fetch::{extract_entries, pip_download, sha256_file, FetchEvent};
 
 /// A pinned OpenVINO build for one platform.
 #[derive(Debug)]
@@ -151,38 +150,10 @@ fn extract_libs(
     out: &Path,
     on_event: &mut dyn FnMut(FetchEvent),
 ) -> Result<(), String> {
-    let file = fs::File::open(wheel).map_err(|e| e.to_string())?;
-    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(|e| e.to_string())?;
-    let mut total = 0;
-    for name in spec.files {
-        total += zip
-            .by_name(&format!("openvino/libs/{name}"))
-            .map_err(|e| format!("no {name}: {e}"))?
-            .size();
-    }
-    let mut done = 0u64;
-    let mut buf = vec![0u8; 1 << 20];
-    for name in spec.files {
-        let mut entry = zip
-            .by_name(&format!("openvino/libs/{name}"))
-            .map_err(|e| format!("no {name}: {e}"))?;
-        let dest = out.join(name);
-        let mut w = fs::File::create(&dest).map_err(|e| format!("{}: {e}", dest.display()))?;
-        loop {
-            let n = entry.read(&mut buf).map_err(|e| format!("{name}: {e}"))?;
-            if n == 0 {
-                break;
-            }
-            w.write_all(&buf[..n])
-                .map_err(|e| format!("{}: {e}", dest.display()))?;
-            done += n as u64;
-            on_event(FetchEvent::Progress {
-                done,
-                total: Some(total),
-            });
-        }
-        w.sync_all()
-            .map_err(|e| format!("{}: {e}", dest.display()))?;
-    }
-    Ok(())
+    let entries: Vec<(String, PathBuf)> = spec
+        .files
+        .iter()
+        .map(|name| (format!("openvino/libs/{name}"), out.join(name)))
+        .collect();
+    extract_entries(wheel, &entries, on_event)
 }

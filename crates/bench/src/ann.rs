@@ -1,0 +1,134 @@
+//! `quarry-bench ann`: vector query latency, exact scan vs the ANN index, at
+//! growing table sizes, with the ANN's recall@10 against exact search.
+//!
+//! Rows are synthetic: 384-d unit vectors scattered around 200 cluster centres
+//! (embeddings of code cluster the same way), so the table can reach 100k rows
+//! without embedding 100k chunks; latency depends on the row count and the
+//! dimension, not on where the vectors came from.
+
+use std::time::Instant;
+
+use anyhow::Result;
+use quarry_store::{ChunkRow, FileRow, IndexMeta, SearchFilter, Store, StoredChunk};
+
+const DIM: usize = 384;
+const ROWS_PER_FILE: usize = 20;
+
+struct Rng(u64);
+
+impl Rng {
+    /// Uniform in [-1, 1).
+    fn next(&mut self) -> f32 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+
+    fn vector(&mut self, centres: &[Vec<f32>]) -> Vec<f32> {
+        let c =
+            &centres[((self.next() + 1.0) * 0.5 * centres.len() as f32) as usize % centres.len()];
+        let mut v: Vec<f32> = c.iter().map(|x| x + 0.08 * self.next()).collect();
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.iter_mut().for_each(|x| *x /= norm);
+        v
+    }
+}
+
+fn row(i: usize, vector: Vec<f32>) -> ChunkRow {
+    let path = format!("src/f{}.rs", i / ROWS_PER_FILE);
+    ChunkRow {
+        chunk: StoredChunk {
+            id: format!("c{i}"),
+            root: "/bench".into(),
+            path,
+            language: "rust".into(),
+            kind: "function".into(),
+            symbol: format!("function_{i}"),
+            start_line: 1,
+            end_line: 20,
+            content_hash: format!("h{i}"),
+            text: format!("fn function_{i}() {{ do_something({i}); }}"),
+        },
+        vector,
+    }
+}
+
+/// Runs the comparison for each size in `sizes`; prints a Markdown table.
+pub async fn run(sizes: &[usize], queries: usize) -> Result<()> {
+    let mut rng = Rng(42);
+    let centres: Vec<Vec<f32>> = (0..200)
+        .map(|_| (0..DIM).map(|_| rng.next()).collect())
+        .collect();
+    println!("| chunks | exact p50 ms | exact p95 ms | ANN p50 ms | ANN p95 ms | ANN recall@10 | ANN build s |");
+    println!("|---|---|---|---|---|---|---|");
+    for &size in sizes {
+        let dir = tempfile::tempdir()?;
+        let mut store = Store::open_or_create(
+            &dir.path().join("db"),
+            &IndexMeta::new("bench/synthetic", DIM),
+        )
+        .await?;
+        // Build the ANN index explicitly below, timed.
+        store.set_ann_min_rows(usize::MAX);
+        let mut written = 0;
+        while written < size {
+            let n = (size - written).min(10_000);
+            let rows: Vec<ChunkRow> = (written..written + n)
+                .map(|i| row(i, rng.vector(&centres)))
+                .collect();
+            let mut paths: Vec<String> = rows.iter().map(|r| r.chunk.path.clone()).collect();
+            paths.dedup();
+            let files: Vec<FileRow> = paths
+                .iter()
+                .map(|p| FileRow {
+                    root: "/bench".into(),
+                    path: p.clone(),
+                    size: 1000,
+                    mtime_ns: 0,
+                    content_hash: p.clone(),
+                    chunks: ROWS_PER_FILE as u32,
+                })
+                .collect();
+            store.replace_files("/bench", &paths, &files, &rows).await?;
+            written += n;
+        }
+        store.optimize().await?;
+        let qs: Vec<Vec<f32>> = (0..queries).map(|_| rng.vector(&centres)).collect();
+        let filter = SearchFilter::default();
+        let mut exact_ms = Vec::new();
+        let mut truth = Vec::new();
+        for q in &qs {
+            let started = Instant::now();
+            let hits = store.vector_search_exact(q, 10, &filter).await?;
+            exact_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+            truth.push(hits.into_iter().map(|(c, _)| c.id).collect::<Vec<_>>());
+        }
+        store.set_ann_min_rows(0);
+        let started = Instant::now();
+        store.optimize().await?;
+        let build_s = started.elapsed().as_secs_f64();
+        let mut ann_ms = Vec::new();
+        let (mut found, mut total) = (0, 0);
+        for (q, want) in qs.iter().zip(&truth) {
+            let started = Instant::now();
+            let hits = store.vector_search(q, 10, &filter).await?;
+            ann_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+            found += hits.iter().filter(|(c, _)| want.contains(&c.id)).count();
+            total += want.len();
+        }
+        exact_ms.sort_by(f64::total_cmp);
+        ann_ms.sort_by(f64::total_cmp);
+        println!(
+            "| {size} | {:.1} | {:.1} | {:.1} | {:.1} | {:.3} | {:.1} |",
+            crate::percentile(&exact_ms, 0.5),
+            crate::percentile(&exact_ms, 0.95),
+            crate::percentile(&ann_ms, 0.5),
+            crate::percentile(&ann_ms, 0.95),
+            found as f64 / total.max(1) as f64,
+            build_s
+        );
+    }
+    Ok(())
+}
