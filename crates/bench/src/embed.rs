@@ -29,7 +29,7 @@ struct Reference {
 
 /// Floating-point operations of one BERT forward pass over `tokens` real tokens
 /// (multiply-adds count 2; padding is not useful work and is not counted).
-fn bert_flops(tokens: usize, hidden: usize, intermediate: usize, layers: usize) -> f64 {
+pub fn bert_flops(tokens: usize, hidden: usize, intermediate: usize, layers: usize) -> f64 {
     let (t, h, i) = (tokens as f64, hidden as f64, intermediate as f64);
     let projections = 2.0 * t * 4.0 * h * h;
     let feed_forward = 2.0 * t * 2.0 * h * i;

@@ -9,11 +9,14 @@
 //! - `quarry-bench embed [--sample N] [--python PY] DIR...`: embedding
 //!   throughput of each engine beside the OpenVINO Python reference;
 //! - `quarry-bench ann [ROWS...]`: vector query latency, exact vs ANN, and
-//!   the ANN's recall.
+//!   the ANN's recall;
+//! - `quarry-bench scale [--peak-gflops N] [--searchable-only] DIR`: the whole
+//!   pipeline on a large code base, in one table.
 
 mod ann;
 mod cosqa;
 mod embed;
+mod scale;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -108,6 +111,25 @@ fn main() -> Result<()> {
     let embedder = Embedder::open(&dir, DEFAULT_MODEL, &opts)?;
     let device_name = embedder.engine().to_string();
     let runtime = tokio::runtime::Runtime::new()?;
+    if raw.first().map(String::as_str) == Some("scale") {
+        let usage = "usage: quarry-bench scale [--peak-gflops N] [--searchable-only] DIR";
+        let mut args = scale::ScaleArgs {
+            queries: 50,
+            peak_gflops: None,
+            searchable_only: false,
+        };
+        let mut tree = None;
+        let mut it = raw[1..].iter();
+        while let Some(arg) = it.next() {
+            match arg.as_str() {
+                "--peak-gflops" => args.peak_gflops = Some(it.next().context(usage)?.parse()?),
+                "--searchable-only" => args.searchable_only = true,
+                _ => tree = Some(PathBuf::from(arg)),
+            }
+        }
+        let tree = tree.context(usage)?;
+        return runtime.block_on(scale::run(&tree, &embedder, &args));
+    }
     if raw.first().map(String::as_str) == Some("eval-cosqa") {
         let [_, data, work] = raw.as_slice() else {
             bail!("usage: quarry-bench eval-cosqa DATA_DIR WORK_DIR");

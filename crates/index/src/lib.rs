@@ -6,6 +6,8 @@ pub mod walk;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use quarry_chunk::{Chunk, ChunkConfig, TokenCounter};
@@ -44,6 +46,9 @@ pub enum IndexError {
     /// The embedding model failed.
     #[error(transparent)]
     Model(#[from] quarry_models::ModelError),
+    /// [`IndexOptions::cancel`] was set; the next run finishes the work.
+    #[error("indexing was cancelled; run it again to finish")]
+    Cancelled,
 }
 
 /// Settings for an indexing run.
@@ -57,6 +62,18 @@ pub struct IndexOptions {
     pub threads: usize,
     /// Chunking parameters.
     pub chunking: ChunkConfig,
+    /// Set to stop a run between batches ([`IndexError::Cancelled`]). What was
+    /// written stays consistent: the next run picks up where this one stopped.
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+impl IndexOptions {
+    fn check_cancelled(&self) -> Result<(), IndexError> {
+        match &self.cancel {
+            Some(flag) if flag.load(Ordering::Relaxed) => Err(IndexError::Cancelled),
+            _ => Ok(()),
+        }
+    }
 }
 
 impl Default for IndexOptions {
@@ -66,6 +83,7 @@ impl Default for IndexOptions {
             exclude: Vec::new(),
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             chunking: ChunkConfig::default(),
+            cancel: None,
         }
     }
 }
@@ -235,19 +253,18 @@ pub async fn index_root(
     let mut files_done = 0;
     let mut bytes_done = 0;
     for batch in changed.chunks(FILES_PER_BATCH) {
+        options.check_cancelled()?;
         let mut batch_work = Vec::new();
         let mut touched = Vec::new();
-        for file in batch {
+        // Reading, hashing and chunking run on every core; results keep file order.
+        let prepared = par_map(batch, |file| {
+            prepare(file, &known, &unfinished, options, &tokens)
+        });
+        for (file, outcome) in batch.iter().zip(prepared) {
             files_done += 1;
             bytes_done += file.size;
-            let loaded = match load(file) {
-                Load::Text { text, lossy } => {
-                    if lossy {
-                        report.lossy_files.push(file.rel.clone());
-                    }
-                    text
-                }
-                Load::Skip(reason) => {
+            match outcome {
+                Prepared::Skip(reason) => {
                     // Whatever it held before is no longer indexed.
                     if known.contains_key(&file.rel) {
                         deleted.push(file.rel.clone());
@@ -256,38 +273,36 @@ pub async fn index_root(
                         path: file.rel.clone(),
                         reason,
                     });
-                    continue;
                 }
-            };
-            let content_hash = hash_hex(loaded.as_bytes());
-            if let Some(old) = known.get(&file.rel) {
-                if old.content_hash == content_hash && !unfinished.contains(&file.rel) {
+                Prepared::Unchanged(old) => {
                     // Touched but unchanged: record the new mtime only.
                     touched.push(FileRow {
                         mtime_ns: file.mtime_ns,
                         size: file.size,
-                        ..old.clone()
+                        ..old
                     });
-                    continue;
+                }
+                Prepared::Chunked {
+                    content_hash,
+                    lossy,
+                    chunks,
+                } => {
+                    if lossy {
+                        report.lossy_files.push(file.rel.clone());
+                    }
+                    batch_work.push((
+                        FileRow {
+                            root: root.clone(),
+                            path: file.rel.clone(),
+                            size: file.size,
+                            mtime_ns: file.mtime_ns,
+                            content_hash,
+                            chunks: chunks.len() as u32,
+                        },
+                        chunks,
+                    ));
                 }
             }
-            let chunks = quarry_chunk::chunk_source(
-                Path::new(&file.rel),
-                &loaded,
-                &options.chunking,
-                &tokens,
-            );
-            batch_work.push((
-                FileRow {
-                    root: root.clone(),
-                    path: file.rel.clone(),
-                    size: file.size,
-                    mtime_ns: file.mtime_ns,
-                    content_hash,
-                    chunks: chunks.len() as u32,
-                },
-                chunks,
-            ));
         }
         report.files_changed += batch_work.len();
 
@@ -367,6 +382,7 @@ pub async fn index_root(
     // Pass 2: vectors, a group of files at a time.
     let mut start = 0;
     while start < work.len() {
+        options.check_cancelled()?;
         let mut end = start;
         let mut texts = 0;
         while end < work.len() && (end == start || texts + work[end].to_embed.len() <= EMBED_GROUP)
@@ -419,6 +435,7 @@ pub async fn index_root(
         start = end;
     }
 
+    options.check_cancelled()?;
     on_progress(IndexProgress::Optimizing);
     store.optimize().await?;
     let status = store.status().await?;
@@ -430,6 +447,75 @@ pub async fn index_root(
     report.skipped.sort_by(|a, b| a.path.cmp(&b.path));
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// What pass 1 makes of one changed file.
+enum Prepared {
+    /// Not indexable now (binary, unreadable, vanished…), with the reason.
+    Skip(String),
+    /// Touched but byte-for-byte the same: only its record is refreshed.
+    Unchanged(FileRow),
+    Chunked {
+        content_hash: String,
+        lossy: bool,
+        chunks: Vec<Chunk>,
+    },
+}
+
+/// Reads and chunks one file (pure work, run in parallel by pass 1).
+fn prepare(
+    file: &FoundFile,
+    known: &HashMap<String, FileRow>,
+    unfinished: &HashSet<String>,
+    options: &IndexOptions,
+    tokens: &dyn TokenCounter,
+) -> Prepared {
+    let (text, lossy) = match load(file) {
+        Load::Text { text, lossy } => (text, lossy),
+        Load::Skip(reason) => return Prepared::Skip(reason),
+    };
+    let content_hash = hash_hex(text.as_bytes());
+    if let Some(old) = known.get(&file.rel) {
+        if old.content_hash == content_hash && !unfinished.contains(&file.rel) {
+            return Prepared::Unchanged(old.clone());
+        }
+    }
+    let chunks = quarry_chunk::chunk_source(Path::new(&file.rel), &text, &options.chunking, tokens);
+    Prepared::Chunked {
+        content_hash,
+        lossy,
+        chunks,
+    }
+}
+
+/// `items.map(f)` on all cores, results in input order.
+fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(items.len())
+        .max(1);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut results: Vec<(usize, R)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(item) = items.get(i) else { break };
+                        done.push((i, f(item)));
+                    }
+                    done
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
 }
 
 fn chunk_row(

@@ -282,3 +282,48 @@ fn text_is_searchable_first_and_an_interrupted_run_is_finished_next_time() {
         assert_eq!(store.chunk_fingerprints().await.unwrap(), complete);
     });
 }
+
+#[test]
+fn a_cancelled_run_leaves_text_searchable_and_the_next_run_finishes() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let repo = tempfile::tempdir().unwrap();
+        let db = tempfile::tempdir().unwrap();
+        let root = repo.path();
+        write(root, "a.py", b"def alpha():\n    return 1\n");
+        write(root, "b.rs", b"fn beta() -> u8 {\n    2\n}\n");
+        let store = Store::open_or_create(&db.path().join("idx"), &meta())
+            .await
+            .unwrap();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let options = IndexOptions {
+            cancel: Some(cancel.clone()),
+            ..IndexOptions::default()
+        };
+        let err = index_root(&store, embedder(), root, &options, &mut |e| {
+            if matches!(e, IndexProgress::Searchable { .. }) {
+                cancel.store(true, Ordering::Relaxed);
+            }
+        })
+        .await
+        .unwrap_err();
+        assert!(matches!(err, IndexError::Cancelled), "{err}");
+        assert_eq!(store.pending_chunks(None).await.unwrap(), 2);
+        let hits = store
+            .text_search("beta", 5, &quarry_store::SearchFilter::default())
+            .await
+            .unwrap();
+        assert_eq!(hits[0].0.symbol, "beta");
+
+        cancel.store(false, Ordering::Relaxed);
+        let report = index_root(&store, embedder(), root, &options, &mut |_| {})
+            .await
+            .unwrap();
+        assert_eq!(
+            (report.files_changed, report.chunks_embedded),
+            (2, 2),
+            "{report:?}"
+        );
+        assert_eq!(store.pending_chunks(None).await.unwrap(), 0);
+    });
+}

@@ -1,0 +1,223 @@
+//! `quarry-bench scale`: the whole pipeline on a large real code base, in one
+//! table: ripgrep's scan of the same tree as the floor, time until everything
+//! is searchable by text, time until everything is embedded, embedding
+//! efficiency, query latency (end to end, and vector search exact vs ANN with
+//! recall), index size against source size, and peak memory.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use quarry_index::{walk, IndexOptions, IndexProgress};
+use quarry_models::{Embedder, DEFAULT_MODEL};
+use quarry_search::{Mode, SearchRequest};
+use quarry_store::{IndexMeta, SearchFilter, Store};
+
+use crate::{collect_chunks, peak_rss_mib, percentile, Tokens};
+
+/// Options of the `scale` subcommand.
+pub struct ScaleArgs {
+    pub queries: usize,
+    /// The machine's bf16 (or f32) matrix-multiply peak, for the efficiency row.
+    pub peak_gflops: Option<f64>,
+    /// Stop once everything is searchable by text (measures pass 1 only).
+    pub searchable_only: bool,
+}
+
+pub async fn run(tree: &Path, embedder: &Embedder, args: &ScaleArgs) -> Result<()> {
+    let options = IndexOptions::default();
+    let walked = walk::walk(tree, &options)?;
+    let (mut bytes, mut lines) = (0u64, 0usize);
+    for file in &walked.files {
+        if let Ok(data) = std::fs::read(&file.abs) {
+            if !data[..data.len().min(8192)].contains(&0) {
+                bytes += data.len() as u64;
+                lines += data.iter().filter(|&&b| b == b'\n').count();
+            }
+        }
+    }
+
+    // The floor: ripgrep reading every file of the same tree (same ignore rules).
+    let started = Instant::now();
+    let rg = Command::new("rg")
+        .args(["--count-matches", "--no-messages", "-e", "return"])
+        .arg(tree)
+        .output();
+    let rg_secs = match rg {
+        Ok(out) if out.status.success() => Some(started.elapsed().as_secs_f64()),
+        _ => None,
+    };
+
+    // Quarry, from nothing to fully embedded.
+    let db = tempfile::tempdir_in(std::env::temp_dir())?;
+    let store = Store::open_or_create(
+        &db.path().join("index"),
+        &IndexMeta::new(DEFAULT_MODEL.id, DEFAULT_MODEL.dim),
+    )
+    .await?;
+    let started = Instant::now();
+    let mut searchable_at = None;
+    let mut optimizing_at = None;
+    let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let run_options = IndexOptions {
+        cancel: Some(cancel.clone()),
+        ..IndexOptions::default()
+    };
+    let result = quarry_index::index_root(&store, embedder, tree, &run_options, &mut |e| match e {
+        IndexProgress::Searchable { chunks_pending } => {
+            searchable_at = Some(started.elapsed().as_secs_f64());
+            eprintln!("searchable by text; embedding {chunks_pending} chunks");
+            if args.searchable_only {
+                cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        IndexProgress::Embedded {
+            chunks_done,
+            chunks_total,
+        } if chunks_done % 5120 < 64 => eprintln!("embedded {chunks_done}/{chunks_total}"),
+        IndexProgress::Optimizing => optimizing_at = Some(started.elapsed().as_secs_f64()),
+        _ => {}
+    })
+    .await;
+    let searchable = searchable_at.context("no searchable event")?;
+    if args.searchable_only {
+        let rg = rg_secs.map_or("ripgrep not found".to_string(), |r| format!("{r:.2} s"));
+        println!(
+            "\n{} files, {lines} lines, {:.1} MB: ripgrep {rg}; searchable by text after {searchable:.1} s",
+            walked.files.len(),
+            bytes as f64 / 1e6
+        );
+        return Ok(());
+    }
+    let report = result?;
+    let total = started.elapsed().as_secs_f64();
+    let embed_secs = optimizing_at.unwrap_or(total) - searchable;
+    let status = store.status().await?;
+
+    // Useful FLOPs per chunk, from an evenly spread sample of files.
+    let sample_files = walked.files.len().clamp(1, 400);
+    let sample_dir = tempfile::tempdir()?;
+    for file in walked
+        .files
+        .iter()
+        .step_by((walked.files.len() / sample_files).max(1))
+    {
+        let dest = sample_dir.path().join(&file.rel);
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let _ = std::fs::copy(&file.abs, dest);
+    }
+    let tokens = Tokens(embedder);
+    let (_, _, sample, _) = collect_chunks(sample_dir.path(), &options, &tokens)?;
+    let flops_per_chunk = sample
+        .iter()
+        .map(|c| {
+            let t = (embedder.count_tokens(&c.embed_text) + 2).min(DEFAULT_MODEL.max_tokens);
+            crate::embed::bert_flops(t, 384, 1536, 6)
+        })
+        .sum::<f64>()
+        / sample.len().max(1) as f64;
+    let gflops = flops_per_chunk * report.chunks_embedded as f64 / embed_secs / 1e9;
+
+    // Queries made from the corpus's own symbols, run end to end.
+    let symbols: Vec<String> = sample
+        .iter()
+        .filter(|c| !c.symbol.is_empty())
+        .step_by((sample.len() / args.queries.max(1)).max(1))
+        .take(args.queries)
+        .map(|c| quarry_search::query::split_identifier(&c.symbol).join(" "))
+        .collect();
+    let mut e2e = Vec::new();
+    for q in &symbols {
+        let mut request = SearchRequest::new(q.clone());
+        request.mode = Mode::Text;
+        let t = Instant::now();
+        quarry_search::search(&store, embedder, &request).await?;
+        e2e.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    e2e.sort_by(f64::total_cmp);
+    // Vector search alone: exact scan vs the ANN index, and the ANN's recall@10.
+    let filter = SearchFilter::default();
+    let (mut exact_ms, mut ann_ms, mut found, mut want_total) = (Vec::new(), Vec::new(), 0, 0);
+    for q in &symbols {
+        let v = embedder.embed_query(q)?;
+        let t = Instant::now();
+        let exact = store.vector_search_exact(&v, 10, &filter).await?;
+        exact_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        let t = Instant::now();
+        let ann = store.vector_search(&v, 10, &filter).await?;
+        ann_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        let ids: Vec<&str> = exact.iter().map(|(c, _)| c.id.as_str()).collect();
+        found += ann
+            .iter()
+            .filter(|(c, _)| ids.contains(&c.id.as_str()))
+            .count();
+        want_total += ids.len();
+    }
+    exact_ms.sort_by(f64::total_cmp);
+    ann_ms.sort_by(f64::total_cmp);
+    let has_ann = store.has_vector_index().await?;
+
+    let name = tree.file_name().map_or_else(
+        || tree.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    println!(
+        "\n`{name}`: {} files, {lines} lines, {:.1} MB of text; {} chunks; engine {}; {} cores\n",
+        walked.files.len(),
+        bytes as f64 / 1e6,
+        status.chunks,
+        embedder.engine(),
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    println!("| measure | value |");
+    println!("|---|---|");
+    match rg_secs {
+        Some(s) => println!("| ripgrep scan of the tree (floor) | {s:.2} s |"),
+        None => println!("| ripgrep scan of the tree (floor) | ripgrep not found |"),
+    }
+    println!("| searchable by text (walk, chunk, write, full-text index) | {searchable:.1} s ({:.0}× ripgrep) |",
+        rg_secs.map_or(f64::NAN, |r| searchable / r));
+    println!("| fully embedded and optimised | {total:.0} s |");
+    println!(
+        "| embedding | {} chunks in {embed_secs:.0} s, {:.1} chunks/s |",
+        report.chunks_embedded,
+        report.chunks_embedded as f64 / embed_secs.max(1e-9)
+    );
+    match args.peak_gflops {
+        Some(peak) => println!("| embedding efficiency | {gflops:.0} GFLOP/s effective, {:.0}% of the {peak:.0} GFLOP/s matmul peak |", 100.0 * gflops / peak),
+        None => println!("| embedding efficiency | {gflops:.0} GFLOP/s effective |"),
+    }
+    println!(
+        "| search, end to end (p50 / p95, {} queries) | {:.1} / {:.1} ms |",
+        e2e.len(),
+        percentile(&e2e, 0.5),
+        percentile(&e2e, 0.95)
+    );
+    println!(
+        "| vector search, exact scan (p50 / p95) | {:.1} / {:.1} ms |",
+        percentile(&exact_ms, 0.5),
+        percentile(&exact_ms, 0.95)
+    );
+    println!(
+        "| vector search, {} (p50 / p95) | {:.1} / {:.1} ms, recall@10 {:.3} |",
+        if has_ann {
+            "ANN index"
+        } else {
+            "default (no ANN index: below the threshold)"
+        },
+        percentile(&ann_ms, 0.5),
+        percentile(&ann_ms, 0.95),
+        found as f64 / want_total.max(1) as f64
+    );
+    println!(
+        "| index size / source size | {:.1} MB / {:.1} MB = {:.2} |",
+        status.bytes as f64 / 1e6,
+        bytes as f64 / 1e6,
+        status.bytes as f64 / bytes.max(1) as f64
+    );
+    println!("| peak RSS | {:.0} MiB |", peak_rss_mib());
+    Ok(())
+}
