@@ -248,7 +248,6 @@ pub async fn index_root(
 
     // Pass 1: text.
     let tokens = ModelTokens(embedder);
-    let mut vectors_by_hash: HashMap<String, Vec<f32>> = HashMap::new();
     let mut work: Vec<FileWork> = Vec::new();
     let mut files_done = 0;
     let mut bytes_done = 0;
@@ -312,7 +311,7 @@ pub async fn index_root(
             .map(|(f, _)| f.path.clone())
             .filter(|p| known.contains_key(p))
             .collect();
-        vectors_by_hash.extend(store.vectors_by_hash(&root, &previously_indexed).await?);
+        let stored = store.vectors_by_hash(&root, &previously_indexed).await?;
         let mut paths = Vec::new();
         let mut file_rows = Vec::new();
         let mut rows = Vec::new();
@@ -324,7 +323,7 @@ pub async fn index_root(
             };
             for chunk in chunks {
                 let hash = hash_hex(chunk.embed_text.as_bytes());
-                let vector = match vectors_by_hash.get(&hash) {
+                let vector = match stored.get(&hash) {
                     Some(v) => {
                         report.chunks_reused += 1;
                         v.clone()
@@ -391,22 +390,24 @@ pub async fn index_root(
             end += 1;
         }
         let group = &mut work[start..end];
-        // Identical texts (copied code) are embedded once.
+        // Identical texts (repeated code in a file) are embedded once. The
+        // vectors live only until the group is written, so memory stays flat.
         let mut unique: Vec<(String, &str)> = Vec::new();
         let mut seen = HashSet::new();
         for item in group.iter() {
             for (_, text) in &item.to_embed {
                 let hash = hash_hex(text.as_bytes());
-                if !vectors_by_hash.contains_key(&hash) && seen.insert(hash.clone()) {
+                if seen.insert(hash.clone()) {
                     unique.push((hash, text.as_str()));
                 }
             }
         }
+        let mut group_vectors: HashMap<String, Vec<f32>> = HashMap::new();
         let embedded_before = report.chunks_embedded;
         for slice in unique.chunks(EMBED_SLICE) {
             let slice_texts: Vec<&str> = slice.iter().map(|(_, t)| *t).collect();
             for ((hash, _), vector) in slice.iter().zip(embedder.embed(&slice_texts)?) {
-                vectors_by_hash.insert(hash.clone(), vector);
+                group_vectors.insert(hash.clone(), vector);
             }
             report.chunks_embedded += slice.len();
             on_progress(IndexProgress::Embedded {
@@ -423,7 +424,7 @@ pub async fn index_root(
         for item in group.iter_mut() {
             for (i, text) in item.to_embed.drain(..) {
                 let hash = hash_hex(text.as_bytes());
-                item.rows[i].vector = vectors_by_hash.get(&hash).cloned().unwrap_or_default();
+                item.rows[i].vector = group_vectors.get(&hash).cloned().unwrap_or_default();
             }
             paths.push(item.file.path.clone());
             file_rows.push(item.file.clone());
