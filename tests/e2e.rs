@@ -869,3 +869,75 @@ fn indexes_written_by_the_previous_format_still_open() {
     assert_eq!(status["chunks"], 5, "{status}");
     assert_eq!(status["pending"], 0);
 }
+
+#[test]
+fn text_only_indexing_is_searchable_by_name_and_a_later_run_embeds() {
+    let base = scratch("text-only");
+    let repo = base.join("repo");
+    copy_tree(&fixtures().join("repo"), &repo);
+    let db = base.join("db");
+    let summary = index_json(&repo, &db, &["--text-only"]);
+    assert_eq!(summary["chunks_embedded"], 0, "{summary}");
+    let pending = summary["chunks_pending"].as_u64().unwrap();
+    assert!(
+        pending > 0 && pending == summary["chunks_total"].as_u64().unwrap(),
+        "{summary}"
+    );
+
+    // Names and words are found at once, with a note that meaning is pending.
+    let out = quarry()
+        .args([
+            "search",
+            "--db",
+            db.to_str().unwrap(),
+            "--json",
+            "retry_with_backoff",
+        ])
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let hits: Vec<Value> = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(hits[0]["symbol"], "retry_with_backoff");
+    assert!(
+        stderr(&out).contains("not embedded yet"),
+        "{}",
+        stderr(&out)
+    );
+    let status: Value = serde_json::from_str(&stdout(&run(&[
+        "status",
+        "--db",
+        db.to_str().unwrap(),
+        "--json",
+    ])))
+    .unwrap();
+    assert_eq!(status["pending"].as_u64(), Some(pending));
+
+    // The next plain run embeds exactly what was pending and nothing else.
+    let summary = index_json(&repo, &db, &[]);
+    assert_eq!(
+        summary["chunks_embedded"].as_u64(),
+        Some(pending),
+        "{summary}"
+    );
+    assert_eq!(summary["chunks_pending"], 0);
+    let out = quarry()
+        .args([
+            "search",
+            "--db",
+            db.to_str().unwrap(),
+            "--json",
+            "--mode",
+            "text",
+            "retry a failing HTTP request with exponential backoff",
+        ])
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    assert!(
+        !stderr(&out).contains("not embedded yet"),
+        "{}",
+        stderr(&out)
+    );
+    let hits: Vec<Value> = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(hits[0]["symbol"], "retry_with_backoff");
+}

@@ -77,6 +77,10 @@ struct IndexArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
+    /// Only make the files searchable by text (seconds even for a large
+    /// tree); a later `quarry index` adds the vectors for search by meaning.
+    #[arg(long)]
+    text_only: bool,
 }
 
 #[derive(Copy, Clone, Debug, ValueEnum)]
@@ -294,6 +298,7 @@ async fn index(args: IndexArgs) -> Result<()> {
     let options = IndexOptions {
         max_file_size: args.max_file_size,
         exclude: args.exclude.clone(),
+        text_only: args.text_only,
         ..IndexOptions::default()
     };
     let mut reports = Vec::new();
@@ -332,7 +337,7 @@ async fn index(args: IndexArgs) -> Result<()> {
                     bar.set_length(chunks_pending as u64);
                     bar.set_position(0);
                     bar.reset_eta();
-                    if !args.json {
+                    if !args.json && !args.text_only {
                         bar.suspend(|| {
                             eprintln!(
                                 "{}: searchable by text now; embedding {chunks_pending} chunks for search by meaning",
@@ -402,6 +407,7 @@ fn index_summary(reports: &[IndexReport], db: &Path) -> serde_json::Value {
         "chunks_total": sum(|r| r.chunks_total),
         "chunks_embedded": sum(|r| r.chunks_embedded),
         "chunks_reused": sum(|r| r.chunks_reused),
+        "chunks_pending": sum(|r| r.chunks_pending),
         "searchable_seconds": reports.iter().map(|r| r.searchable_seconds).sum::<f64>(),
         "seconds": reports.iter().map(|r| r.seconds).sum::<f64>(),
         "roots": reports,

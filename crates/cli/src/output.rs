@@ -45,6 +45,12 @@ pub fn print_index_report(report: &IndexReport) {
         report.seconds,
         report.searchable_seconds
     );
+    if report.chunks_pending > 0 {
+        println!(
+            "  {} chunks are searchable by text only; run `quarry index` again to embed them for search by meaning",
+            report.chunks_pending
+        );
+    }
     for skipped in report.skipped.iter().take(SKIPPED_SHOWN) {
         println!("  skipped {}: {}", skipped.path, skipped.reason);
     }

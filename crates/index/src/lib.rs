@@ -62,6 +62,9 @@ pub struct IndexOptions {
     pub threads: usize,
     /// Chunking parameters.
     pub chunking: ChunkConfig,
+    /// Stop after pass 1: everything searchable by text, vectors left for a
+    /// later run (`quarry index --text-only`).
+    pub text_only: bool,
     /// Set to stop a run between batches ([`IndexError::Cancelled`]). What was
     /// written stays consistent: the next run picks up where this one stopped.
     pub cancel: Option<Arc<AtomicBool>>,
@@ -83,6 +86,7 @@ impl Default for IndexOptions {
             exclude: Vec::new(),
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             chunking: ChunkConfig::default(),
+            text_only: false,
             cancel: None,
         }
     }
@@ -119,6 +123,8 @@ pub struct IndexReport {
     /// Chunks of changed files whose text was unchanged: their stored
     /// vectors were kept instead of embedding them again.
     pub chunks_reused: usize,
+    /// Chunks of this root still without vectors after the run (`text_only`).
+    pub chunks_pending: usize,
     /// Seconds until every chunk was searchable by text (end of pass 1).
     pub searchable_seconds: f64,
     /// Wall-clock seconds.
@@ -379,6 +385,9 @@ pub async fn index_root(
     });
 
     // Pass 2: vectors, a group of files at a time.
+    if options.text_only {
+        work.clear();
+    }
     let mut start = 0;
     while start < work.len() {
         options.check_cancelled()?;
@@ -445,6 +454,7 @@ pub async fn index_root(
         .iter()
         .find(|r| r.root == root)
         .map_or(0, |r| r.chunks);
+    report.chunks_pending = store.pending_chunks(Some(&root)).await?;
     report.skipped.sort_by(|a, b| a.path.cmp(&b.path));
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
