@@ -83,6 +83,13 @@ fn index_json(repo: &Path, db: &Path, extra: &[&str]) -> Value {
     serde_json::from_str(&stdout(&out)).expect("index --json is JSON")
 }
 
+/// `quarry status --db DB --json`, parsed.
+fn status_json(db: &Path) -> Value {
+    let out = run(&["status", "--db", db.to_str().unwrap(), "--json"]);
+    assert_ok(&out);
+    serde_json::from_str(&stdout(&out)).expect("status --json is JSON")
+}
+
 /// The fixture repository copied to a scratch directory and indexed once
 /// per test run: (repo, db, index summary).
 fn indexed_fixture() -> &'static (PathBuf, PathBuf, Value) {
@@ -387,9 +394,7 @@ fn human_output_shows_location_symbol_and_snippet() {
 #[test]
 fn status_reports_roots_counts_and_size() {
     let (repo, db, summary) = indexed_fixture();
-    let out = run(&["status", "--db", db.to_str().unwrap(), "--json"]);
-    assert_ok(&out);
-    let status: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let status = status_json(db);
     assert_eq!(status["chunks"], summary["chunks_total"]);
     assert_eq!(status["files"], summary["files_scanned"]);
     assert_eq!(status["model"], "sentence-transformers/all-MiniLM-L6-v2");
@@ -441,15 +446,7 @@ fn reindex_is_incremental_and_follows_changes() {
     assert!(hits.iter().all(|h| h["path"] != victim_path.as_str()));
 
     // --rebuild gives the same rows as the incremental path.
-    let status = |db: &Path| -> Value {
-        serde_json::from_str(&stdout(&run(&[
-            "status",
-            "--db",
-            db.to_str().unwrap(),
-            "--json",
-        ])))
-        .unwrap()
-    };
+    let status = status_json;
     let before = status(&db);
     index_json(&repo, &db, &["--rebuild"]);
     let after = status(&db);
@@ -798,13 +795,7 @@ fn remove_drops_one_repository_and_keeps_the_others() {
         db.to_str().unwrap(),
     ]);
     assert_ok(&out);
-    let status: Value = serde_json::from_str(&stdout(&run(&[
-        "status",
-        "--db",
-        db.to_str().unwrap(),
-        "--json",
-    ])))
-    .unwrap();
+    let status = status_json(&db);
     let roots: Vec<&str> = status["roots"]
         .as_array()
         .unwrap()
@@ -834,16 +825,13 @@ fn indexes_written_by_the_previous_format_still_open() {
     let base = scratch("index-v1");
     let db = base.join("db");
     copy_tree(&fixtures().join("index-v1/db"), &db);
-    let db_arg = db.to_str().unwrap();
 
     // Searched as it is: by meaning and by name.
     let hits = search_json(&db, "text", "read the configuration file", &[]);
     assert_eq!(hits[0]["symbol"], "parse_config", "{hits:?}");
     let hits = search_json(&db, "code", "retry_request(url)", &[]);
     assert_eq!(hits[0]["symbol"], "retry_request", "{hits:?}");
-    let out = run(&["status", "--db", db_arg, "--json"]);
-    assert_ok(&out);
-    let status: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let status = status_json(&db);
     assert_eq!(status["chunks"], 2);
     assert_eq!(status["pending"], 0);
 
@@ -864,8 +852,7 @@ fn indexes_written_by_the_previous_format_still_open() {
         &[],
     );
     assert_eq!(hits[0]["symbol"], "shout", "{hits:?}");
-    let out = run(&["status", "--db", db_arg, "--json"]);
-    let status: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let status = status_json(&db);
     assert_eq!(status["chunks"], 5, "{status}");
     assert_eq!(status["pending"], 0);
 }
@@ -903,13 +890,7 @@ fn text_only_indexing_is_searchable_by_name_and_a_later_run_embeds() {
         "{}",
         stderr(&out)
     );
-    let status: Value = serde_json::from_str(&stdout(&run(&[
-        "status",
-        "--db",
-        db.to_str().unwrap(),
-        "--json",
-    ])))
-    .unwrap();
+    let status = status_json(&db);
     assert_eq!(status["pending"].as_u64(), Some(pending));
 
     // The next plain run embeds exactly what was pending and nothing else.

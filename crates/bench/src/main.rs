@@ -272,23 +272,9 @@ async fn bench_tree(tree: &Path, embedder: &Embedder, args: &Args) -> Result<Row
     let status = store.status().await?;
 
     // Query latency with the model loaded, over queries made from the
-    // tree's own symbols (words) and a few snippets.
-    let mut latencies = Vec::new();
-    let symbols: Vec<String> = chunks
-        .iter()
-        .filter(|c| !c.symbol.is_empty())
-        .step_by((chunks.len() / args.queries.max(1)).max(1))
-        .take(args.queries)
-        .map(|c| quarry_search::query::split_identifier(&c.symbol).join(" "))
-        .collect();
-    for query in &symbols {
-        let mut request = SearchRequest::new(query.clone());
-        request.mode = Mode::Text;
-        let started = Instant::now();
-        quarry_search::search(&store, embedder, &request).await?;
-        latencies.push(started.elapsed().as_secs_f64() * 1000.0);
-    }
-    latencies.sort_by(f64::total_cmp);
+    // tree's own symbols.
+    let latencies =
+        text_query_latencies(&store, embedder, &symbol_queries(&chunks, args.queries)).await?;
 
     Ok(Row {
         name: tree.file_name().map_or_else(
@@ -307,6 +293,36 @@ async fn bench_tree(tree: &Path, embedder: &Embedder, args: &Args) -> Result<Row
         query_p50_ms: percentile(&latencies, 0.5),
         query_p95_ms: percentile(&latencies, 0.95),
     })
+}
+
+/// Up to `n` queries made from the symbols of evenly spread chunks
+/// ("parse_header" → "parse header").
+fn symbol_queries(chunks: &[quarry_chunk::Chunk], n: usize) -> Vec<String> {
+    chunks
+        .iter()
+        .filter(|c| !c.symbol.is_empty())
+        .step_by((chunks.len() / n.max(1)).max(1))
+        .take(n)
+        .map(|c| quarry_search::query::split_identifier(&c.symbol).join(" "))
+        .collect()
+}
+
+/// End-to-end text-mode `search()` latency of each query, in ms, ascending.
+async fn text_query_latencies(
+    store: &Store,
+    embedder: &Embedder,
+    queries: &[String],
+) -> Result<Vec<f64>> {
+    let mut latencies = Vec::new();
+    for query in queries {
+        let mut request = SearchRequest::new(query.clone());
+        request.mode = Mode::Text;
+        let started = Instant::now();
+        quarry_search::search(store, embedder, &request).await?;
+        latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    latencies.sort_by(f64::total_cmp);
+    Ok(latencies)
 }
 
 /// The `p` quantile (0..=1) of ascending `sorted` values, nearest rank; 0 when empty.

@@ -11,10 +11,11 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use quarry_index::{walk, IndexOptions, IndexProgress};
 use quarry_models::{Embedder, DEFAULT_MODEL};
-use quarry_search::{Mode, SearchRequest};
 use quarry_store::{IndexMeta, SearchFilter, Store};
 
-use crate::{collect_chunks, peak_rss_mib, percentile, Tokens};
+use crate::{
+    collect_chunks, peak_rss_mib, percentile, symbol_queries, text_query_latencies, Tokens,
+};
 
 /// Options of the `scale` subcommand.
 pub struct ScaleArgs {
@@ -122,22 +123,8 @@ pub async fn run(tree: &Path, embedder: &Embedder, args: &ScaleArgs) -> Result<(
     let gflops = flops_per_chunk * report.chunks_embedded as f64 / embed_secs / 1e9;
 
     // Queries made from the corpus's own symbols, run end to end.
-    let symbols: Vec<String> = sample
-        .iter()
-        .filter(|c| !c.symbol.is_empty())
-        .step_by((sample.len() / args.queries.max(1)).max(1))
-        .take(args.queries)
-        .map(|c| quarry_search::query::split_identifier(&c.symbol).join(" "))
-        .collect();
-    let mut e2e = Vec::new();
-    for q in &symbols {
-        let mut request = SearchRequest::new(q.clone());
-        request.mode = Mode::Text;
-        let t = Instant::now();
-        quarry_search::search(&store, embedder, &request).await?;
-        e2e.push(t.elapsed().as_secs_f64() * 1000.0);
-    }
-    e2e.sort_by(f64::total_cmp);
+    let symbols = symbol_queries(&sample, args.queries);
+    let e2e = text_query_latencies(&store, embedder, &symbols).await?;
     // Vector search alone: exact scan vs the ANN index, and the ANN's recall@10.
     let filter = SearchFilter::default();
     let (mut exact_ms, mut ann_ms, mut found, mut want_total) = (Vec::new(), Vec::new(), 0, 0);
