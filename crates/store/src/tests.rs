@@ -403,3 +403,45 @@ fn chunks_without_vectors_are_text_searchable_and_invisible_to_vector_search() {
         assert_eq!(near[0].0.symbol, "retry_request");
     });
 }
+
+#[test]
+fn new_indexes_store_half_precision_vectors_that_round_trip_closely() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_or_create(&dir.path().join("db"), &meta())
+            .await
+            .unwrap();
+        let vector = [0.1234567, -0.5432198, 0.7777777, 0.2222222];
+        store
+            .replace_files(
+                "/r",
+                &["a.rs".into()],
+                &[file("/r", "a.rs", 1)],
+                &[chunk("/r", "a.rs", "f", "fn f() {}", vector)],
+            )
+            .await
+            .unwrap();
+        let schema = store.chunks.schema().await.unwrap();
+        match schema.field_with_name("vector").unwrap().data_type() {
+            arrow_schema::DataType::FixedSizeList(item, 4) => {
+                assert_eq!(item.data_type(), &arrow_schema::DataType::Float16)
+            }
+            other => panic!("vector column is {other}"),
+        }
+        let stored = store.vectors_by_hash("/r", &["a.rs".into()]).await.unwrap();
+        let back = &stored["h-f"];
+        for (a, b) in back.iter().zip(vector) {
+            assert!((a - b).abs() < 1e-3, "{back:?} vs {vector:?}");
+        }
+        let hits = store
+            .vector_search(&vector, 1, &SearchFilter::default())
+            .await
+            .unwrap();
+        let norm: f32 = vector.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!(
+            (hits[0].1 - 1.0).abs() < 2e-3 * norm.max(1.0),
+            "similarity {}",
+            hits[0].1
+        );
+    });
+}
