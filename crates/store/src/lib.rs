@@ -736,9 +736,6 @@ impl Store {
         Ok(roots.into_iter().collect())
     }
 
-    /// The stored vectors of the chunks of `paths` under `root`, keyed by
-    /// content hash: re-indexing an edited file re-embeds only the chunks
-    /// whose text changed.
     /// Number of chunks written but not embedded yet (under `root`, or anywhere).
     pub async fn pending_chunks(&self, root: Option<&str>) -> Result<usize> {
         let filter = match root {
@@ -792,6 +789,9 @@ impl Store {
         Ok(())
     }
 
+    /// The stored vectors of the chunks of `paths` under `root`, keyed by
+    /// content hash: re-indexing an edited file re-embeds only the chunks
+    /// whose text changed. Chunks not embedded yet are left out.
     pub async fn vectors_by_hash(
         &self,
         root: &str,
