@@ -410,6 +410,75 @@ fn status_reports_roots_counts_and_size() {
 }
 
 #[test]
+fn a_second_checkout_in_the_same_index_embeds_nothing() {
+    let base = scratch("second-checkout");
+    let db = base.join("db");
+    let first = base.join("main");
+    let second = base.join("feature");
+    copy_tree(&fixtures().join("repo"), &first);
+    copy_tree(&fixtures().join("repo"), &second);
+    let one = index_json(&first, &db, &[]);
+    let two = index_json(&second, &db, &[]);
+    assert_eq!(two["chunks_embedded"], 0, "{two}");
+    assert_eq!(two["chunks_reused"], two["chunks_total"], "{two}");
+    assert_eq!(two["chunks_total"], one["chunks_total"]);
+    let status = status_json(&db);
+    assert_eq!(status["chunks"], one["chunks_total"].as_u64().unwrap() * 2);
+    assert_eq!(status["pending"], 0);
+    // Both copies are found by meaning, each under its own root.
+    let hits = search_json(
+        &db,
+        "text",
+        "retry an http request with exponential backoff",
+        &["--repo", "feature"],
+    );
+    assert!(!hits.is_empty());
+    assert!(
+        hits.iter()
+            .all(|h| h["root"].as_str().unwrap().ends_with("feature")),
+        "{hits:?}"
+    );
+}
+
+#[test]
+fn a_second_writer_waits_for_the_first() {
+    use std::io::BufRead;
+    let base = scratch("writer-lock");
+    let repo = base.join("repo");
+    copy_tree(&fixtures().join("repo"), &repo);
+    let db = base.join("db");
+    fs::create_dir_all(&db).unwrap();
+    // Another writer (this test) holds the index's lock.
+    let held = fs::File::create(db.join(".quarry-writer.lock")).unwrap();
+    held.lock().unwrap();
+    let mut child = quarry()
+        .args([
+            "index",
+            "--db",
+            db.to_str().unwrap(),
+            repo.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(
+        line.contains("waiting for another quarry process"),
+        "{line}"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(child.try_wait().unwrap().is_none(), "it waits");
+    drop(held);
+    let rest = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap());
+    assert!(child.wait().unwrap().success(), "{}", rest.join().unwrap());
+    assert_eq!(status_json(&db)["pending"], 0);
+    assert!(status_json(&db)["chunks"].as_u64().unwrap() > 0);
+}
+
+#[test]
 fn reindex_is_incremental_and_follows_changes() {
     let base = scratch("incremental");
     let repo = base.join("repo");
@@ -834,6 +903,9 @@ fn indexes_written_by_the_previous_format_still_open() {
     let status = status_json(&db);
     assert_eq!(status["chunks"], 2);
     assert_eq!(status["pending"], 0);
+    // Upgraded on opening: vectors moved to their own table.
+    assert_eq!(status["schema_version"], 2, "{status}");
+    assert_eq!(status["vectors"], 2, "{status}");
 
     // Extended with the current pipeline, which writes text before vectors.
     let repo = base.join("more");
@@ -921,4 +993,138 @@ fn text_only_indexing_is_searchable_by_name_and_a_later_run_embeds() {
     );
     let hits: Vec<Value> = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(hits[0]["symbol"], "retry_with_backoff");
+}
+
+/// A module of functions whose text is new in `round`, so every run has
+/// something to chunk and embed.
+fn generated_module(round: usize) -> String {
+    (0..8)
+        .map(|k| {
+            format!(
+                "def scaled_total_{round}_{k}(values):\n    \"\"\"Sum of values scaled by {k} in round {round}.\"\"\"\n    return sum(v * {k} for v in values) + {round}\n\n"
+            )
+        })
+        .collect()
+}
+
+/// The crash-safety harness: the real binary is killed (SIGKILL) at 20
+/// random moments while it indexes a changing tree (new, edited and deleted
+/// files; every fifth run a `--rebuild`), the index must open after every
+/// kill, and a final run must converge to exactly the index a clean run
+/// produces: the same chunks and file records, every chunk embedded.
+#[test]
+fn killing_the_indexer_at_random_moments_converges_to_the_clean_index() {
+    let base = scratch("kill");
+    let repo = base.join("repo");
+    copy_tree(&fixtures().join("repo"), &repo);
+    let db = base.join("db");
+    let db_arg = db.to_str().unwrap().to_string();
+    let repo_arg = repo.to_str().unwrap().to_string();
+
+    // Kill moments are spread over the length of a full run on this machine.
+    let started = std::time::Instant::now();
+    index_json(&repo, &base.join("timing"), &[]);
+    let full_run = started.elapsed();
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    eprintln!("kill moments from seed {seed}, full run {full_run:?}");
+    let mut state = seed;
+    let mut uniform = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+
+    for round in 0..20 {
+        fs::write(
+            repo.join(format!("app/generated_{round}.py")),
+            generated_module(round),
+        )
+        .unwrap();
+        if round % 3 == 2 {
+            fs::remove_file(repo.join(format!("app/generated_{}.py", round - 1))).unwrap();
+        }
+        let mut args = vec!["index", "--db", db_arg.as_str(), repo_arg.as_str()];
+        if round % 5 == 4 {
+            args.push("--rebuild");
+        }
+        let mut child = quarry()
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let moment = full_run.mul_f64(uniform() * 1.2);
+        std::thread::sleep(moment);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // Whenever it died, the index opens (or was not created yet).
+        let out = run(&["status", "--db", &db_arg, "--json"]);
+        assert!(
+            out.status.success() || stderr(&out).contains("no Quarry index"),
+            "round {round}, killed after {moment:?} (seed {seed}):\n{}",
+            stderr(&out)
+        );
+    }
+
+    index_json(&repo, &db, &[]);
+    let clean = base.join("clean");
+    index_json(&repo, &clean, &[]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let killed = quarry_store::Store::open(&db).await.unwrap();
+        let clean = quarry_store::Store::open(&clean).await.unwrap();
+        assert_eq!(
+            killed.chunk_fingerprints().await.unwrap(),
+            clean.chunk_fingerprints().await.unwrap(),
+            "seed {seed}"
+        );
+        let root = repo.canonicalize().unwrap().to_string_lossy().into_owned();
+        assert_eq!(
+            killed.files_under(&root).await.unwrap(),
+            clean.files_under(&root).await.unwrap(),
+            "seed {seed}"
+        );
+        assert_eq!(killed.pending_chunks(None).await.unwrap(), 0, "seed {seed}");
+        assert_eq!(clean.pending_chunks(None).await.unwrap(), 0);
+    });
+}
+
+#[test]
+fn timings_go_to_stderr_and_leave_the_hits_unchanged() {
+    let (_, db, _) = indexed_fixture();
+    let db = db.to_str().unwrap();
+    let query = "retry an http request with backoff";
+    let plain = run(&["search", "--db", db, "--json", query]);
+    let timed = run(&["search", "--db", db, "--json", "--timings", query]);
+    assert_ok(&timed);
+    let hits = |out: &Output| -> Vec<(String, String)> {
+        let hits: Vec<Value> = serde_json::from_str(&stdout(out)).expect("hits are JSON");
+        hits.iter()
+            .map(|h| (h["path"].to_string(), h["symbol"].to_string()))
+            .collect()
+    };
+    assert_eq!(hits(&timed), hits(&plain));
+    let last = stderr(&timed)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string();
+    let timings: Value = serde_json::from_str(&last).expect("timings are one JSON line");
+    assert!(timings["startup_ms"].as_f64().unwrap() > 0.0, "{timings}");
+    for stage in ["embed_ms", "dense_ms", "lexical_ms", "total_ms"] {
+        assert!(
+            timings["search"][stage].as_f64().unwrap() > 0.0,
+            "{stage}: {timings}"
+        );
+    }
+    let text = run(&["search", "--db", db, "--timings", query]);
+    assert!(
+        stderr(&text).contains("timings: startup"),
+        "{}",
+        stderr(&text)
+    );
 }

@@ -55,80 +55,112 @@ fn row(i: usize, vector: Vec<f32>) -> ChunkRow {
     }
 }
 
+/// Exact vs ANN vector queries on one table size.
+pub struct AnnRow {
+    /// Rows in the table.
+    pub size: usize,
+    /// Exact (flat) query latency, median and 95th percentile.
+    pub exact_p50_ms: f64,
+    pub exact_p95_ms: f64,
+    /// Query latency through the ANN index.
+    pub ann_p50_ms: f64,
+    pub ann_p95_ms: f64,
+    /// ANN recall@10 against the exact results.
+    pub recall: f64,
+    /// Seconds to build the ANN index.
+    pub build_s: f64,
+}
+
 /// Runs the comparison for each size in `sizes`; prints a Markdown table.
 pub async fn run(sizes: &[usize], queries: usize) -> Result<()> {
+    println!("| chunks | exact p50 ms | exact p95 ms | ANN p50 ms | ANN p95 ms | ANN recall@10 | ANN build s |");
+    println!("|---|---|---|---|---|---|---|");
+    for &size in sizes {
+        let row = measure(size, queries).await?;
+        println!(
+            "| {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.3} | {:.1} |",
+            row.size,
+            row.exact_p50_ms,
+            row.exact_p95_ms,
+            row.ann_p50_ms,
+            row.ann_p95_ms,
+            row.recall,
+            row.build_s
+        );
+    }
+    Ok(())
+}
+
+/// Builds a synthetic table of `size` rows and times `queries` vector
+/// queries on it, exact and through the ANN index.
+pub async fn measure(size: usize, queries: usize) -> Result<AnnRow> {
     let mut rng = Rng(42);
     let centres: Vec<Vec<f32>> = (0..200)
         .map(|_| (0..DIM).map(|_| rng.next()).collect())
         .collect();
-    println!("| chunks | exact p50 ms | exact p95 ms | ANN p50 ms | ANN p95 ms | ANN recall@10 | ANN build s |");
-    println!("|---|---|---|---|---|---|---|");
-    for &size in sizes {
-        let dir = tempfile::tempdir()?;
-        let mut store = Store::open_or_create(
-            &dir.path().join("db"),
-            &IndexMeta::new("bench/synthetic", DIM),
-        )
-        .await?;
-        // Build the ANN index explicitly below, timed.
-        store.set_ann_min_rows(usize::MAX);
-        let mut written = 0;
-        while written < size {
-            let n = (size - written).min(10_000);
-            let rows: Vec<ChunkRow> = (written..written + n)
-                .map(|i| row(i, rng.vector(&centres)))
-                .collect();
-            let mut paths: Vec<String> = rows.iter().map(|r| r.chunk.path.clone()).collect();
-            paths.dedup();
-            let files: Vec<FileRow> = paths
-                .iter()
-                .map(|p| FileRow {
-                    root: "/bench".into(),
-                    path: p.clone(),
-                    size: 1000,
-                    mtime_ns: 0,
-                    content_hash: p.clone(),
-                    chunks: ROWS_PER_FILE as u32,
-                })
-                .collect();
-            store.replace_files("/bench", &paths, &files, &rows).await?;
-            written += n;
-        }
-        store.optimize().await?;
-        let qs: Vec<Vec<f32>> = (0..queries).map(|_| rng.vector(&centres)).collect();
-        let filter = SearchFilter::default();
-        let mut exact_ms = Vec::new();
-        let mut truth = Vec::new();
-        for q in &qs {
-            let started = Instant::now();
-            let hits = store.vector_search_exact(q, 10, &filter).await?;
-            exact_ms.push(started.elapsed().as_secs_f64() * 1000.0);
-            truth.push(hits.into_iter().map(|(c, _)| c.id).collect::<Vec<_>>());
-        }
-        store.set_ann_min_rows(0);
-        let started = Instant::now();
-        store.optimize().await?;
-        let build_s = started.elapsed().as_secs_f64();
-        let mut ann_ms = Vec::new();
-        let (mut found, mut total) = (0, 0);
-        for (q, want) in qs.iter().zip(&truth) {
-            let started = Instant::now();
-            let hits = store.vector_search(q, 10, &filter).await?;
-            ann_ms.push(started.elapsed().as_secs_f64() * 1000.0);
-            found += hits.iter().filter(|(c, _)| want.contains(&c.id)).count();
-            total += want.len();
-        }
-        exact_ms.sort_by(f64::total_cmp);
-        ann_ms.sort_by(f64::total_cmp);
-        println!(
-            "| {size} | {:.1} | {:.1} | {:.1} | {:.1} | {:.3} | {:.1} |",
-            crate::percentile(&exact_ms, 0.5),
-            crate::percentile(&exact_ms, 0.95),
-            crate::percentile(&ann_ms, 0.5),
-            crate::percentile(&ann_ms, 0.95),
-            found as f64 / total.max(1) as f64,
-            build_s
-        );
+    let dir = tempfile::tempdir()?;
+    let mut store = Store::open_or_create(
+        &dir.path().join("db"),
+        &IndexMeta::new("bench/synthetic", DIM),
+    )
+    .await?;
+    // Build the ANN index explicitly below, timed.
+    store.set_ann_min_rows(usize::MAX);
+    let mut written = 0;
+    while written < size {
+        let n = (size - written).min(10_000);
+        let rows: Vec<ChunkRow> = (written..written + n)
+            .map(|i| row(i, rng.vector(&centres)))
+            .collect();
+        let mut paths: Vec<String> = rows.iter().map(|r| r.chunk.path.clone()).collect();
+        paths.dedup();
+        let files: Vec<FileRow> = paths
+            .iter()
+            .map(|p| FileRow {
+                root: "/bench".into(),
+                path: p.clone(),
+                size: 1000,
+                mtime_ns: 0,
+                content_hash: p.clone(),
+                chunks: ROWS_PER_FILE as u32,
+            })
+            .collect();
+        store.replace_files("/bench", &paths, &files, &rows).await?;
+        written += n;
     }
-    Ok(())
+    store.optimize().await?;
+    let qs: Vec<Vec<f32>> = (0..queries).map(|_| rng.vector(&centres)).collect();
+    let filter = SearchFilter::default();
+    let mut exact_ms = Vec::new();
+    let mut truth = Vec::new();
+    for q in &qs {
+        let started = Instant::now();
+        let hits = store.vector_search_exact(q, 10, &filter).await?;
+        exact_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+        truth.push(hits.into_iter().map(|(c, _)| c.id).collect::<Vec<_>>());
+    }
+    store.set_ann_min_rows(0);
+    let started = Instant::now();
+    store.optimize().await?;
+    let build_s = started.elapsed().as_secs_f64();
+    let mut ann_ms = Vec::new();
+    let (mut found, mut total) = (0, 0);
+    for (q, want) in qs.iter().zip(&truth) {
+        let started = Instant::now();
+        let hits = store.vector_search(q, 10, &filter).await?;
+        ann_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+        found += hits.iter().filter(|(c, _)| want.contains(&c.id)).count();
+        total += want.len();
+    }
+    exact_ms.sort_by(f64::total_cmp);
+    ann_ms.sort_by(f64::total_cmp);
+    Ok(AnnRow {
+        size,
+        exact_p50_ms: crate::percentile(&exact_ms, 0.5),
+        exact_p95_ms: crate::percentile(&exact_ms, 0.95),
+        ann_p50_ms: crate::percentile(&ann_ms, 0.5),
+        ann_p95_ms: crate::percentile(&ann_ms, 0.95),
+        recall: found as f64 / total.max(1) as f64,
+        build_s,
+    })
 }

@@ -84,10 +84,16 @@ pub async fn run(tree: &Path, embedder: &Embedder, args: &ScaleArgs) -> Result<(
     let searchable = searchable_at.context("no searchable event")?;
     if args.searchable_only {
         let rg = rg_secs.map_or("ripgrep not found".to_string(), |r| format!("{r:.2} s"));
+        let usage = store.disk_usage();
         println!(
-            "\n{} files, {lines} lines, {:.1} MB: ripgrep {rg}; searchable by text after {searchable:.1} s",
+            "\n{} files, {lines} lines, {:.1} MB: ripgrep {rg}; searchable by text after {searchable:.1} s; \
+             text index {:.1} MB (chunk rows {:.1} MB, full-text index {:.1} MB); peak RSS {:.0} MiB",
             walked.files.len(),
-            bytes as f64 / 1e6
+            bytes as f64 / 1e6,
+            usage.total() as f64 / 1e6,
+            usage.chunk_data as f64 / 1e6,
+            usage.text_index as f64 / 1e6,
+            peak_rss_mib()
         );
         return Ok(());
     }
@@ -146,6 +152,8 @@ pub async fn run(tree: &Path, embedder: &Embedder, args: &ScaleArgs) -> Result<(
     exact_ms.sort_by(f64::total_cmp);
     ann_ms.sort_by(f64::total_cmp);
     let has_ann = store.has_vector_index().await?;
+    // Indexing and querying the tree; the synthetic tables below come after.
+    let peak_rss = peak_rss_mib();
 
     let name = tree.file_name().map_or_else(
         || tree.display().to_string(),
@@ -205,6 +213,29 @@ pub async fn run(tree: &Path, embedder: &Embedder, args: &ScaleArgs) -> Result<(
         bytes as f64 / 1e6,
         status.bytes as f64 / bytes.max(1) as f64
     );
-    println!("| peak RSS | {:.0} MiB |", peak_rss_mib());
+    for size in [10_000, 100_000] {
+        let row = crate::ann::measure(size, args.queries).await?;
+        println!(
+            "| vector search at {}k chunks (synthetic), exact / ANN p50 (p95) | {:.1} ({:.1}) / {:.1} ({:.1}) ms, recall@10 {:.3} |",
+            row.size / 1000,
+            row.exact_p50_ms,
+            row.exact_p95_ms,
+            row.ann_p50_ms,
+            row.ann_p95_ms,
+            row.recall
+        );
+    }
+    let usage = store.disk_usage();
+    let mb = |b: u64| b as f64 / 1e6;
+    println!(
+        "| index by component | chunk rows {:.1} MB, vectors {:.1} MB ({} distinct texts), full-text index {:.1} MB, vector index {:.1} MB, other {:.1} MB |",
+        mb(usage.chunk_data),
+        mb(usage.vector_data),
+        status.vectors,
+        mb(usage.text_index),
+        mb(usage.vector_index),
+        mb(usage.other)
+    );
+    println!("| peak RSS (indexing and querying the tree) | {peak_rss:.0} MiB |");
     Ok(())
 }

@@ -18,7 +18,7 @@ use quarry_models::{
     EmbedderOptions, Engine, FetchEvent, ModelSpec, DEFAULT_MODEL,
 };
 use quarry_search::{Mode, SearchError, SearchRequest};
-use quarry_store::{IndexMeta, Store, StoreError};
+use quarry_store::{IndexMeta, Store, StoreError, WriterLock};
 
 /// Local code search: describe behaviour, paste code, or paste an issue.
 #[derive(Parser, Debug)]
@@ -134,6 +134,10 @@ struct SearchArgs {
     /// Print hits as a JSON array.
     #[arg(long)]
     json: bool,
+    /// Also print where the time went, per stage, to standard error (as a
+    /// JSON object with --json).
+    #[arg(long)]
+    timings: bool,
 }
 
 #[derive(Args, Debug)]
@@ -279,6 +283,17 @@ fn fetch_progress(bar: &ProgressBar, what: &str, event: FetchEvent) {
     }
 }
 
+/// Takes the index's write lock, saying so when another process holds it.
+fn lock_for_writing(db: &Path) -> Result<WriterLock> {
+    WriterLock::acquire(db, || {
+        eprintln!(
+            "waiting for another quarry process that is writing to {} ...",
+            db.display()
+        )
+    })
+    .with_context(|| format!("locking the index at {}", db.display()))
+}
+
 async fn index(args: IndexArgs) -> Result<()> {
     let db = args.db.resolve();
     for dir in &args.dirs {
@@ -287,6 +302,7 @@ async fn index(args: IndexArgs) -> Result<()> {
         }
     }
     let spec = DEFAULT_MODEL;
+    let _writing = lock_for_writing(&db)?;
     if args.rebuild {
         Store::destroy(&db).with_context(|| format!("removing the index at {}", db.display()))?;
     }
@@ -457,6 +473,7 @@ async fn search(args: SearchArgs) -> Result<()> {
         }
     }
     let db = args.db.resolve();
+    let opening = std::time::Instant::now();
     let store = Store::open(&db).await.map_err(store_error)?;
     let model_id = store.meta().model.clone();
     let spec = find_model(&model_id).ok_or_else(|| {
@@ -469,6 +486,7 @@ async fn search(args: SearchArgs) -> Result<()> {
         .check_model(&IndexMeta::new(spec.id, spec.dim))
         .map_err(store_error)?;
     let embedder = load_embedder(spec)?;
+    let startup_ms = opening.elapsed().as_secs_f64() * 1000.0;
     let request = SearchRequest {
         query,
         mode: args.mode.into(),
@@ -505,12 +523,26 @@ async fn search(args: SearchArgs) -> Result<()> {
     } else {
         output::print_hits(&outcome);
     }
+    if args.timings {
+        let t = &outcome.timings;
+        if args.json {
+            let value = serde_json::json!({ "startup_ms": startup_ms, "search": t });
+            eprintln!("{}", serde_json::to_string(&value)?);
+        } else {
+            eprintln!(
+                "timings: startup (open index, load model) {startup_ms:.1} ms; search {:.1} ms: \
+                 embed {:.1}, vector {:.1}, full-text {:.1}, symbols {:.1}, pending count {:.1}, fusion {:.1}",
+                t.total_ms, t.embed_ms, t.dense_ms, t.lexical_ms, t.symbols_ms, t.pending_ms, t.fuse_ms
+            );
+        }
+    }
     Ok(())
 }
 
 async fn remove(args: RemoveArgs) -> Result<()> {
     let db = args.db.resolve();
     let store = Store::open(&db).await.map_err(store_error)?;
+    let _writing = lock_for_writing(&db)?;
     let roots = store.roots().await?;
     for dir in &args.dirs {
         let root = quarry_index::canonical_root(dir)
@@ -542,10 +574,12 @@ async fn status(args: StatusArgs) -> Result<()> {
             "files": status.files,
             "chunks": status.chunks,
             "pending": status.pending,
+            "vectors": status.vectors,
             "model": status.meta.model,
             "dim": status.meta.dim,
             "schema_version": status.meta.schema_version,
             "bytes": status.bytes,
+            "disk": store.disk_usage(),
             "versions": status.versions,
         });
         println!("{}", serde_json::to_string_pretty(&value)?);

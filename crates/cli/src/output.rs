@@ -174,7 +174,10 @@ pub fn print_status(status: &IndexStatus) {
         status.bytes as f64 / (1024.0 * 1024.0),
         status.versions
     );
-    println!("Totals:  {} files, {} chunks", status.files, status.chunks);
+    println!(
+        "Totals:  {} files, {} chunks, {} distinct texts embedded",
+        status.files, status.chunks, status.vectors
+    );
     if status.pending > 0 {
         println!(
             "Pending: {} chunks not embedded yet (searchable by text; `quarry index` finishes them)",

@@ -23,11 +23,16 @@ pub const DEFAULT_MAX_FILE_SIZE: u64 = 1024 * 1024;
 /// Files per pipeline batch: chunked together, embedded together, and
 /// written in one set of commits.
 const FILES_PER_BATCH: usize = 256;
+/// Parsed files that may wait for the writer: parsing runs ahead of
+/// writing by about two batches.
+const PARSED_QUEUE: usize = 2 * FILES_PER_BATCH;
 /// Chunks embedded between two progress events.
 const EMBED_SLICE: usize = 64;
-/// Chunks embedded before their files' rows are rewritten complete: large
-/// enough to keep writes few, small enough that dense search fills in steadily.
+/// Vectors stored per commit: large enough to keep commits few, small enough
+/// that dense search fills in steadily.
 const EMBED_GROUP: usize = 512;
+/// Embedded groups that may wait for the writer while the next is embedded.
+const EMBEDDED_QUEUE: usize = 2;
 /// How many bytes are checked for a NUL byte to call a file binary.
 const BINARY_SNIFF_BYTES: usize = 8 * 1024;
 
@@ -118,10 +123,11 @@ pub struct IndexReport {
     pub lossy_files: Vec<String>,
     /// Chunks now in the index for this root.
     pub chunks_total: usize,
-    /// Chunks embedded during this run.
+    /// Distinct texts embedded during this run.
     pub chunks_embedded: usize,
-    /// Chunks of changed files whose text was unchanged: their stored
-    /// vectors were kept instead of embedding them again.
+    /// Chunks of changed files that needed no embedding: their text already
+    /// had a vector (an unchanged function of an edited file, an edit undone,
+    /// the same file in another checkout) or repeats a text of this run.
     pub chunks_reused: usize,
     /// Chunks of this root still without vectors after the run (`text_only`).
     pub chunks_pending: usize,
@@ -186,25 +192,31 @@ pub fn canonical_root(dir: &Path) -> Result<PathBuf, IndexError> {
     Ok(canonical)
 }
 
-/// A changed file's rows between the two passes of [`index_root`]: written
-/// with the vectors already known, then completed once the rest are embedded.
-struct FileWork {
-    file: FileRow,
-    rows: Vec<ChunkRow>,
-    /// Text to embed for each row whose vector is still missing.
-    to_embed: Vec<(usize, String)>,
+/// The state pass 1 builds up: what it found deleted, and the texts it
+/// leaves for pass 2 to embed.
+struct Pass1 {
+    root: String,
+    known: Arc<HashMap<String, FileRow>>,
+    deleted: Vec<String>,
+    /// Hashes of texts that have a vector, or will once pass 2 is done.
+    embedded: HashSet<String>,
+    /// (hash, text) of each distinct text to embed.
+    to_embed: Vec<(String, String)>,
 }
 
 /// Indexes `dir` into `store`: only files that are new or changed since the
 /// last run are chunked and embedded; rows of deleted files are removed.
 ///
-/// Two passes, so a new repository is searchable within seconds:
-/// 1. walk, read, chunk and write every changed file's chunks, with the
-///    vectors already known (same text embedded before) and the rest left
-///    empty, then make sure the full-text index exists: the text side is
-///    complete ([`IndexProgress::Searchable`]);
-/// 2. embed the missing vectors, longest work last, and rewrite those files'
-///    rows complete; dense search sees each file as soon as its rows land.
+/// Two passes, so a new repository is searchable within seconds, each a
+/// pipeline of stages linked by bounded channels:
+/// 1. parsing workers on every core read, hash and chunk the changed files
+///    while this task writes their chunks a batch at a time, noting the
+///    texts that have no vector yet (a text embedded before — anywhere in
+///    the index — is never embedded again); then the full-text index is
+///    made sure of: the text side is complete ([`IndexProgress::Searchable`]);
+/// 2. an embedding thread computes the missing vectors a group at a time
+///    while this task stores the previous group's; dense search sees each
+///    group as soon as it lands, and the chunks' rows are never rewritten.
 ///
 /// A run killed during pass 2 leaves chunks without vectors; the next run
 /// finds their files and finishes them even though they did not change.
@@ -226,16 +238,17 @@ pub async fn index_root(
         ..IndexReport::default()
     };
 
-    let known = store.files_under(&root).await?;
-    let unfinished = store.files_with_pending_chunks(&root).await?;
+    let known = Arc::new(store.files_under(&root).await?);
+    let unfinished = Arc::new(store.files_with_pending_chunks(&root).await?);
+    let embedded = store.vector_hashes().await?;
     let present: HashSet<&str> = walked.files.iter().map(|f| f.rel.as_str()).collect();
-    let mut deleted: Vec<String> = known
+    let deleted: Vec<String> = known
         .keys()
         .filter(|p| !present.contains(p.as_str()))
         // A file skipped now (too large, unreadable) is no longer indexed.
         .cloned()
         .collect();
-    let changed: Vec<&FoundFile> = walked
+    let changed: Vec<FoundFile> = walked
         .files
         .iter()
         .filter(|f| match known.get(&f.rel) {
@@ -244,6 +257,7 @@ pub async fn index_root(
             }
             None => true,
         })
+        .cloned()
         .collect();
     let bytes_total: u64 = changed.iter().map(|f| f.size).sum();
     on_progress(IndexProgress::Scanned {
@@ -252,125 +266,29 @@ pub async fn index_root(
         bytes: bytes_total,
     });
 
-    // Pass 1: text.
-    let tokens = ModelTokens(embedder);
-    let mut work: Vec<FileWork> = Vec::new();
-    let mut files_done = 0;
-    let mut bytes_done = 0;
-    for batch in changed.chunks(FILES_PER_BATCH) {
-        options.check_cancelled()?;
-        let mut batch_work = Vec::new();
-        let mut touched = Vec::new();
-        // Reading, hashing and chunking run on every core; results keep file order.
-        let prepared = par_map(batch, |file| {
-            prepare(file, &known, &unfinished, options, &tokens)
-        });
-        for (file, outcome) in batch.iter().zip(prepared) {
-            files_done += 1;
-            bytes_done += file.size;
-            match outcome {
-                Prepared::Skip(reason) => {
-                    // Whatever it held before is no longer indexed.
-                    if known.contains_key(&file.rel) {
-                        deleted.push(file.rel.clone());
-                    }
-                    report.skipped.push(Skipped {
-                        path: file.rel.clone(),
-                        reason,
-                    });
-                }
-                Prepared::Unchanged(old) => {
-                    // Touched but unchanged: record the new mtime only.
-                    touched.push(FileRow {
-                        mtime_ns: file.mtime_ns,
-                        size: file.size,
-                        ..old
-                    });
-                }
-                Prepared::Chunked {
-                    content_hash,
-                    lossy,
-                    chunks,
-                } => {
-                    if lossy {
-                        report.lossy_files.push(file.rel.clone());
-                    }
-                    batch_work.push((
-                        FileRow {
-                            root: root.clone(),
-                            path: file.rel.clone(),
-                            size: file.size,
-                            mtime_ns: file.mtime_ns,
-                            content_hash,
-                            chunks: chunks.len() as u32,
-                        },
-                        chunks,
-                    ));
-                }
-            }
-        }
-        report.files_changed += batch_work.len();
-
-        // Chunks of edited files whose text is unchanged keep their vectors.
-        let previously_indexed: Vec<String> = batch_work
-            .iter()
-            .map(|(f, _)| f.path.clone())
-            .filter(|p| known.contains_key(p))
-            .collect();
-        let stored = store.vectors_by_hash(&root, &previously_indexed).await?;
-        let mut paths = Vec::new();
-        let mut file_rows = Vec::new();
-        let mut rows = Vec::new();
-        for (file, chunks) in batch_work {
-            let mut item = FileWork {
-                file,
-                rows: Vec::with_capacity(chunks.len()),
-                to_embed: Vec::new(),
-            };
-            for chunk in chunks {
-                let hash = hash_hex(chunk.embed_text.as_bytes());
-                let vector = match stored.get(&hash) {
-                    Some(v) => {
-                        report.chunks_reused += 1;
-                        v.clone()
-                    }
-                    None => {
-                        item.to_embed
-                            .push((item.rows.len(), chunk.embed_text.clone()));
-                        Vec::new()
-                    }
-                };
-                item.rows.push(chunk_row(
-                    &root,
-                    item.file.path.clone(),
-                    chunk,
-                    hash,
-                    vector,
-                ));
-            }
-            paths.push(item.file.path.clone());
-            file_rows.push(item.file.clone());
-            rows.extend(item.rows.iter().cloned());
-            if !item.to_embed.is_empty() {
-                work.push(item);
-            }
-        }
-        store
-            .replace_files(&root, &paths, &file_rows, &rows)
-            .await?;
-        if !touched.is_empty() {
-            let touched_paths: Vec<String> = touched.iter().map(|f| f.path.clone()).collect();
-            store
-                .update_file_records(&root, &touched_paths, &touched)
-                .await?;
-        }
-        on_progress(IndexProgress::Chunked {
-            files_done,
-            files_total: changed.len(),
-            bytes_done,
-            bytes_total,
-        });
-    }
+    let mut pass1 = Pass1 {
+        root: root.clone(),
+        known,
+        deleted,
+        embedded,
+        to_embed: Vec::new(),
+    };
+    write_text(
+        store,
+        embedder,
+        changed,
+        unfinished,
+        options,
+        &mut pass1,
+        &mut report,
+        on_progress,
+    )
+    .await?;
+    let Pass1 {
+        mut deleted,
+        to_embed,
+        ..
+    } = pass1;
     if !deleted.is_empty() {
         deleted.sort();
         deleted.dedup();
@@ -378,71 +296,13 @@ pub async fn index_root(
         store.replace_files(&root, &deleted, &[], &[]).await?;
     }
     store.ensure_text_index().await?;
-    let chunks_to_embed: usize = work.iter().map(|w| w.to_embed.len()).sum();
     report.searchable_seconds = started.elapsed().as_secs_f64();
     on_progress(IndexProgress::Searchable {
-        chunks_pending: chunks_to_embed,
+        chunks_pending: to_embed.len(),
     });
 
-    // Pass 2: vectors, a group of files at a time.
-    if options.text_only {
-        work.clear();
-    }
-    let mut start = 0;
-    while start < work.len() {
-        options.check_cancelled()?;
-        let mut end = start;
-        let mut texts = 0;
-        while end < work.len() && (end == start || texts + work[end].to_embed.len() <= EMBED_GROUP)
-        {
-            texts += work[end].to_embed.len();
-            end += 1;
-        }
-        let group = &mut work[start..end];
-        // Identical texts (repeated code in a file) are embedded once. The
-        // vectors live only until the group is written, so memory stays flat.
-        let mut unique: Vec<(String, &str)> = Vec::new();
-        let mut seen = HashSet::new();
-        for item in group.iter() {
-            for (_, text) in &item.to_embed {
-                let hash = hash_hex(text.as_bytes());
-                if seen.insert(hash.clone()) {
-                    unique.push((hash, text.as_str()));
-                }
-            }
-        }
-        let mut group_vectors: HashMap<String, Vec<f32>> = HashMap::new();
-        let embedded_before = report.chunks_embedded;
-        for slice in unique.chunks(EMBED_SLICE) {
-            let slice_texts: Vec<&str> = slice.iter().map(|(_, t)| *t).collect();
-            for ((hash, _), vector) in slice.iter().zip(embedder.embed(&slice_texts)?) {
-                group_vectors.insert(hash.clone(), vector);
-            }
-            report.chunks_embedded += slice.len();
-            on_progress(IndexProgress::Embedded {
-                chunks_done: report.chunks_embedded,
-                chunks_total: chunks_to_embed,
-            });
-        }
-        let newly = report.chunks_embedded - embedded_before;
-        // Texts that were duplicates of one embedded in this group count as reused.
-        report.chunks_reused += texts - newly;
-        let mut paths = Vec::new();
-        let mut file_rows = Vec::new();
-        let mut rows = Vec::new();
-        for item in group.iter_mut() {
-            for (i, text) in item.to_embed.drain(..) {
-                let hash = hash_hex(text.as_bytes());
-                item.rows[i].vector = group_vectors.get(&hash).cloned().unwrap_or_default();
-            }
-            paths.push(item.file.path.clone());
-            file_rows.push(item.file.clone());
-            rows.append(&mut item.rows);
-        }
-        store
-            .replace_files(&root, &paths, &file_rows, &rows)
-            .await?;
-        start = end;
+    if !options.text_only {
+        write_vectors(store, embedder, to_embed, options, &mut report, on_progress).await?;
     }
 
     options.check_cancelled()?;
@@ -456,8 +316,269 @@ pub async fn index_root(
         .map_or(0, |r| r.chunks);
     report.chunks_pending = store.pending_chunks(Some(&root)).await?;
     report.skipped.sort_by(|a, b| a.path.cmp(&b.path));
+    report.lossy_files.sort();
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// Pass 1: parsing workers on every core feed this task, which writes the
+/// chunks a batch of files at a time and keeps the texts that still need
+/// embedding in `pass1.to_embed`.
+#[allow(clippy::too_many_arguments)]
+async fn write_text(
+    store: &Store,
+    embedder: &Embedder,
+    changed: Vec<FoundFile>,
+    unfinished: Arc<HashSet<String>>,
+    options: &IndexOptions,
+    pass1: &mut Pass1,
+    report: &mut IndexReport,
+    on_progress: &mut (dyn FnMut(IndexProgress) + Send),
+) -> Result<(), IndexError> {
+    let files_total = changed.len();
+    let bytes_total: u64 = changed.iter().map(|f| f.size).sum();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(PARSED_QUEUE);
+    let parsers = spawn_parsers(
+        changed,
+        pass1.known.clone(),
+        unfinished,
+        options.clone(),
+        embedder.clone(),
+        tx,
+    );
+    let (mut files_done, mut bytes_done) = (0, 0);
+    let mut batch = Vec::with_capacity(FILES_PER_BATCH);
+    loop {
+        let room = FILES_PER_BATCH - batch.len();
+        let open = rx.recv_many(&mut batch, room).await > 0;
+        if batch.len() < FILES_PER_BATCH && open {
+            continue;
+        }
+        if !batch.is_empty() {
+            options.check_cancelled()?;
+            files_done += batch.len();
+            bytes_done += batch
+                .iter()
+                .map(|(f, _): &(FoundFile, _)| f.size)
+                .sum::<u64>();
+            write_text_batch(store, std::mem::take(&mut batch), pass1, report).await?;
+            on_progress(IndexProgress::Chunked {
+                files_done,
+                files_total,
+                bytes_done,
+                bytes_total,
+            });
+        }
+        if !open {
+            break;
+        }
+    }
+    // Every sender is gone: the workers finished (or one panicked, which
+    // must not pass for a complete run).
+    if let Err(panic) = parsers.join() {
+        std::panic::resume_unwind(panic);
+    }
+    options.check_cancelled()?;
+    Ok(())
+}
+
+/// Starts the parsing stage: one worker per core reads, hashes and chunks
+/// `files`, sending each result into `tx` (bounded, so parsing runs ahead of
+/// the writer by a batch or two, never by the whole tree). Stops early when
+/// the run is cancelled or the receiver is dropped.
+fn spawn_parsers(
+    files: Vec<FoundFile>,
+    known: Arc<HashMap<String, FileRow>>,
+    unfinished: Arc<HashSet<String>>,
+    options: IndexOptions,
+    embedder: Embedder,
+    tx: tokio::sync::mpsc::Sender<(FoundFile, Prepared)>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let workers = options.threads.clamp(1, files.len().max(1));
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let tokens = ModelTokens(&embedder);
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| loop {
+                    if options.check_cancelled().is_err() {
+                        break;
+                    }
+                    let Some(file) = files.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                        break;
+                    };
+                    let prepared = prepare(file, &known, &unfinished, &options, &tokens);
+                    if tx.blocking_send((file.clone(), prepared)).is_err() {
+                        break;
+                    }
+                });
+            }
+        });
+    })
+}
+
+/// Writes one batch of parsed files (chunks and file records), and notes
+/// the texts among their chunks that have no vector yet.
+async fn write_text_batch(
+    store: &Store,
+    batch: Vec<(FoundFile, Prepared)>,
+    pass1: &mut Pass1,
+    report: &mut IndexReport,
+) -> Result<(), IndexError> {
+    let root = pass1.root.clone();
+    let mut paths = Vec::new();
+    let mut file_rows = Vec::new();
+    let mut rows = Vec::new();
+    let mut touched = Vec::new();
+    for (file, outcome) in batch {
+        match outcome {
+            Prepared::Skip(reason) => {
+                // Whatever it held before is no longer indexed.
+                if pass1.known.contains_key(&file.rel) {
+                    pass1.deleted.push(file.rel.clone());
+                }
+                report.skipped.push(Skipped {
+                    path: file.rel,
+                    reason,
+                });
+            }
+            Prepared::Unchanged(old) => {
+                // Touched but unchanged: record the new mtime only.
+                touched.push(FileRow {
+                    mtime_ns: file.mtime_ns,
+                    size: file.size,
+                    ..old
+                });
+            }
+            Prepared::Chunked {
+                content_hash,
+                lossy,
+                chunks,
+            } => {
+                if lossy {
+                    report.lossy_files.push(file.rel.clone());
+                }
+                report.files_changed += 1;
+                file_rows.push(FileRow {
+                    root: root.clone(),
+                    path: file.rel.clone(),
+                    size: file.size,
+                    mtime_ns: file.mtime_ns,
+                    content_hash,
+                    chunks: chunks.len() as u32,
+                });
+                for chunk in chunks {
+                    let hash = hash_hex(chunk.embed_text.as_bytes());
+                    if pass1.embedded.insert(hash.clone()) {
+                        pass1
+                            .to_embed
+                            .push((hash.clone(), chunk.embed_text.clone()));
+                    } else {
+                        // Embedded before, or earlier in this run.
+                        report.chunks_reused += 1;
+                    }
+                    rows.push(chunk_row(&root, file.rel.clone(), chunk, hash));
+                }
+                paths.push(file.rel);
+            }
+        }
+    }
+    store
+        .replace_files(&root, &paths, &file_rows, &rows)
+        .await?;
+    if !touched.is_empty() {
+        let touched_paths: Vec<String> = touched.iter().map(|f| f.path.clone()).collect();
+        store
+            .update_file_records(&root, &touched_paths, &touched)
+            .await?;
+    }
+    Ok(())
+}
+
+/// What the embedding stage reports back.
+enum Embedded {
+    /// This many more texts were embedded (for progress).
+    Slice(usize),
+    /// A group is complete: its vectors by text hash.
+    Group(Vec<(String, Vec<f32>)>),
+    /// The model failed; the run stops.
+    Failed(quarry_models::ModelError),
+}
+
+/// Pass 2: an embedding thread works through the texts a group at a time
+/// while this task stores each finished group's vectors.
+async fn write_vectors(
+    store: &Store,
+    embedder: &Embedder,
+    to_embed: Vec<(String, String)>,
+    options: &IndexOptions,
+    report: &mut IndexReport,
+    on_progress: &mut (dyn FnMut(IndexProgress) + Send),
+) -> Result<(), IndexError> {
+    if to_embed.is_empty() {
+        return Ok(());
+    }
+    let chunks_total = to_embed.len();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(EMBEDDED_QUEUE * (EMBED_GROUP / EMBED_SLICE + 1));
+    let embedding = spawn_embedder(to_embed, embedder.clone(), options.cancel.clone(), tx);
+    while let Some(message) = rx.recv().await {
+        match message {
+            Embedded::Slice(n) => {
+                report.chunks_embedded += n;
+                on_progress(IndexProgress::Embedded {
+                    chunks_done: report.chunks_embedded,
+                    chunks_total,
+                });
+            }
+            Embedded::Group(vectors) => store.add_vectors(&vectors).await?,
+            Embedded::Failed(e) => return Err(e.into()),
+        }
+        options.check_cancelled()?;
+    }
+    if let Err(panic) = embedding.join() {
+        std::panic::resume_unwind(panic);
+    }
+    options.check_cancelled()
+}
+
+/// Starts the embedding stage: a thread that embeds `texts` a slice at a
+/// time (the model uses every core itself) and sends each group of
+/// [`EMBED_GROUP`] vectors into `tx`, bounded so at most a couple of
+/// finished groups wait for the writer. Stops when cancelled or when the
+/// receiver is dropped.
+fn spawn_embedder(
+    texts: Vec<(String, String)>,
+    embedder: Embedder,
+    cancel: Option<Arc<AtomicBool>>,
+    tx: tokio::sync::mpsc::Sender<Embedded>,
+) -> std::thread::JoinHandle<()> {
+    let cancelled = move || cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed));
+    std::thread::spawn(move || {
+        for group in texts.chunks(EMBED_GROUP) {
+            let mut vectors = Vec::with_capacity(group.len());
+            for slice in group.chunks(EMBED_SLICE) {
+                if cancelled() {
+                    return;
+                }
+                let batch: Vec<&str> = slice.iter().map(|(_, t)| t.as_str()).collect();
+                match embedder.embed(&batch) {
+                    Ok(embedded) => {
+                        vectors.extend(slice.iter().map(|(h, _)| h.clone()).zip(embedded))
+                    }
+                    Err(e) => {
+                        let _ = tx.blocking_send(Embedded::Failed(e));
+                        return;
+                    }
+                }
+                if tx.blocking_send(Embedded::Slice(slice.len())).is_err() {
+                    return;
+                }
+            }
+            if tx.blocking_send(Embedded::Group(vectors)).is_err() {
+                return;
+            }
+        }
+    })
 }
 
 /// What pass 1 makes of one changed file.
@@ -499,43 +620,7 @@ fn prepare(
     }
 }
 
-/// `items.map(f)` on all cores, results in input order.
-fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(items.len())
-        .max(1);
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut results: Vec<(usize, R)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(item) = items.get(i) else { break };
-                        done.push((i, f(item)));
-                    }
-                    done
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
-    });
-    results.sort_by_key(|(i, _)| *i);
-    results.into_iter().map(|(_, r)| r).collect()
-}
-
-fn chunk_row(
-    root: &str,
-    path: String,
-    chunk: Chunk,
-    content_hash: String,
-    vector: Vec<f32>,
-) -> ChunkRow {
+fn chunk_row(root: &str, path: String, chunk: Chunk, content_hash: String) -> ChunkRow {
     let identity = format!(
         "{root}\0{path}\0{}\0{}\0{}\0{}\0{content_hash}",
         chunk.kind.as_str(),
@@ -556,7 +641,7 @@ fn chunk_row(
             content_hash,
             text: chunk.text,
         },
-        vector,
+        vector: Vec::new(),
     }
 }
 

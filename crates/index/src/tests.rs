@@ -240,38 +240,15 @@ fn text_is_searchable_first_and_an_interrupted_run_is_finished_next_time() {
         );
         assert!(report.searchable_seconds <= report.seconds);
         assert_eq!(store.pending_chunks(None).await.unwrap(), 0);
-        let complete = store.chunk_fingerprints().await.unwrap();
 
-        // Simulate a run killed after pass 1: b.py's rows without vectors.
-        let root_str = canonical_root(root).unwrap().to_string_lossy().into_owned();
-        let files = store.files_under(&root_str).await.unwrap();
-        let b = files["b.py"].clone();
-        let text = "def gamma():\n    return 3\n";
-        let chunk = quarry_chunk::chunk_source(
-            Path::new("b.py"),
-            text,
-            &IndexOptions::default().chunking,
-            &ModelTokens(embedder()),
-        )
-        .remove(0);
-        let hash = hash_hex(chunk.embed_text.as_bytes());
-        let row = chunk_row(&root_str, "b.py".into(), chunk, hash, Vec::new());
-        store
-            .replace_files(&root_str, &["b.py".into()], &[b], &[row])
-            .await
-            .unwrap();
+        // A run stopped after pass 1 (as if killed): b.py's new text has no vector.
+        write(root, "b.py", b"def gamma():\n    return 33\n");
+        stop_after_pass_1(&store, root).await;
         assert_eq!(store.pending_chunks(None).await.unwrap(), 1);
 
-        // Nothing changed on disk, yet the next run completes b.py.
-        let next = index_root(
-            &store,
-            embedder(),
-            root,
-            &IndexOptions::default(),
-            &mut |_| {},
-        )
-        .await
-        .unwrap();
+        // Nothing changed on disk since, yet the next run completes b.py, and
+        // the index is the one a clean run produces.
+        let next = index_fully(&store, root).await;
         assert_eq!(next.files_changed, 1, "{next:?}");
         assert_eq!(
             (next.chunks_embedded, next.chunks_reused),
@@ -279,8 +256,47 @@ fn text_is_searchable_first_and_an_interrupted_run_is_finished_next_time() {
             "{next:?}"
         );
         assert_eq!(store.pending_chunks(None).await.unwrap(), 0);
-        assert_eq!(store.chunk_fingerprints().await.unwrap(), complete);
+        let clean_db = tempfile::tempdir().unwrap();
+        let clean = Store::open_or_create(&clean_db.path().join("idx"), &meta())
+            .await
+            .unwrap();
+        index_fully(&clean, root).await;
+        assert_eq!(
+            store.chunk_fingerprints().await.unwrap(),
+            clean.chunk_fingerprints().await.unwrap()
+        );
     });
+}
+
+/// Indexes `root` into `store` to the end, with default options.
+async fn index_fully(store: &Store, root: &Path) -> IndexReport {
+    index_root(
+        store,
+        embedder(),
+        root,
+        &IndexOptions::default(),
+        &mut |_| {},
+    )
+    .await
+    .unwrap()
+}
+
+/// Runs `index_root` and cancels it as soon as everything is searchable by
+/// text: what a run killed while embedding leaves behind.
+async fn stop_after_pass_1(store: &Store, root: &Path) {
+    let cancel = Arc::new(AtomicBool::new(false));
+    let options = IndexOptions {
+        cancel: Some(cancel.clone()),
+        ..IndexOptions::default()
+    };
+    let err = index_root(store, embedder(), root, &options, &mut |e| {
+        if matches!(e, IndexProgress::Searchable { .. }) {
+            cancel.store(true, Ordering::Relaxed);
+        }
+    })
+    .await
+    .unwrap_err();
+    assert!(matches!(err, IndexError::Cancelled), "{err}");
 }
 
 #[test]
@@ -295,19 +311,7 @@ fn a_cancelled_run_leaves_text_searchable_and_the_next_run_finishes() {
         let store = Store::open_or_create(&db.path().join("idx"), &meta())
             .await
             .unwrap();
-        let cancel = Arc::new(AtomicBool::new(false));
-        let options = IndexOptions {
-            cancel: Some(cancel.clone()),
-            ..IndexOptions::default()
-        };
-        let err = index_root(&store, embedder(), root, &options, &mut |e| {
-            if matches!(e, IndexProgress::Searchable { .. }) {
-                cancel.store(true, Ordering::Relaxed);
-            }
-        })
-        .await
-        .unwrap_err();
-        assert!(matches!(err, IndexError::Cancelled), "{err}");
+        stop_after_pass_1(&store, root).await;
         assert_eq!(store.pending_chunks(None).await.unwrap(), 2);
         let hits = store
             .text_search("beta", 5, &quarry_store::SearchFilter::default())
@@ -315,10 +319,7 @@ fn a_cancelled_run_leaves_text_searchable_and_the_next_run_finishes() {
             .unwrap();
         assert_eq!(hits[0].0.symbol, "beta");
 
-        cancel.store(false, Ordering::Relaxed);
-        let report = index_root(&store, embedder(), root, &options, &mut |_| {})
-            .await
-            .unwrap();
+        let report = index_fully(&store, root).await;
         assert_eq!(
             (report.files_changed, report.chunks_embedded),
             (2, 2),

@@ -1,4 +1,5 @@
 use std::path::Path;
+use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
@@ -9,6 +10,7 @@ use crate::device::{select_device, DevicePreference};
 use crate::error::ModelError;
 use crate::openvino::{runtime::find_runtime, OpenVinoBert, Precision};
 use crate::spec::ModelSpec;
+use crate::wordpiece::WordPieceCounter;
 
 /// Maximum number of texts per forward pass.
 const MAX_BATCH: usize = 32;
@@ -64,14 +66,19 @@ enum Backend {
 
 /// A sentence encoder: BERT, mean pooling over the attention mask, L2 normalisation.
 ///
-/// `Embedder` is `Send + Sync`; share it (e.g. in an `Arc`) between threads.
+/// `Embedder` is `Send + Sync`, and cloning it is cheap (the model is shared),
+/// so pipeline stages on other threads can own one.
+#[derive(Clone)]
 pub struct Embedder {
     spec: &'static ModelSpec,
-    backend: Backend,
+    backend: Arc<Backend>,
     /// Truncates to `spec.max_tokens`, no padding.
-    tokenizer: Tokenizer,
+    tokenizer: Arc<Tokenizer>,
     /// No truncation: for counting tokens.
-    counter: Tokenizer,
+    counter: Arc<Tokenizer>,
+    /// Exact counts without the tokenizer for ASCII text, when the tokenizer
+    /// is a BERT WordPiece one (the chunker counts every line of every file).
+    fast_counter: Option<Arc<WordPieceCounter>>,
     /// What runs the model, for people: "candle cpu (2 threads)", "openvino 2026.4.1 cpu (bf16)".
     engine: String,
 }
@@ -156,9 +163,12 @@ impl Embedder {
         engine: String,
     ) -> Result<Self, ModelError> {
         let tokenizer_path = dir.join("tokenizer.json");
-        let mut counter = Tokenizer::from_file(&tokenizer_path).map_err(|e| {
+        let tokenizer_json =
+            std::fs::read(&tokenizer_path).map_err(|e| ModelError::io(&tokenizer_path, e))?;
+        let mut counter = Tokenizer::from_bytes(&tokenizer_json).map_err(|e| {
             ModelError::Tokenizer(format!("cannot load {}: {e}", tokenizer_path.display()))
         })?;
+        let fast_counter = WordPieceCounter::from_tokenizer_json(&tokenizer_json).map(Arc::new);
         counter.with_padding(None);
         counter
             .with_truncation(None)
@@ -173,9 +183,10 @@ impl Embedder {
 
         Ok(Embedder {
             spec,
-            backend,
-            tokenizer,
-            counter,
+            backend: Arc::new(backend),
+            tokenizer: Arc::new(tokenizer),
+            counter: Arc::new(counter),
+            fast_counter,
             engine,
         })
     }
@@ -232,7 +243,7 @@ impl Embedder {
 
     /// Batching of [`Self::embed`]: at most this many texts and padded tokens per forward pass.
     pub fn batch_limits(&self) -> (usize, usize) {
-        match self.backend {
+        match *self.backend {
             Backend::Candle { .. } => (MAX_BATCH, TOKEN_BUDGET_CANDLE),
             Backend::OpenVino(_) => (MAX_BATCH, TOKEN_BUDGET_OPENVINO),
         }
@@ -245,6 +256,9 @@ impl Embedder {
 
     /// Number of wordpiece tokens in `text`, without special tokens and without truncation.
     pub fn count_tokens(&self, text: &str) -> usize {
+        if let Some(count) = self.fast_counter.as_ref().and_then(|c| c.count(text)) {
+            return count;
+        }
         match self.counter.encode(text, false) {
             Ok(enc) => enc.get_ids().len(),
             // Tokenisation of a &str does not fail in practice; fall back to a rough estimate.
@@ -254,7 +268,7 @@ impl Embedder {
 
     /// One forward pass over a batch of token id rows (padded to `len`).
     fn forward(&self, rows: &[&[u32]], len: usize) -> Result<Vec<Vec<f32>>, ModelError> {
-        match &self.backend {
+        match &*self.backend {
             Backend::OpenVino(ov) => ov.forward(rows, len).map_err(ModelError::Runtime),
             Backend::Candle { model, device } => Self::forward_candle(model, device, rows, len),
         }

@@ -13,6 +13,7 @@ mod error;
 mod fetch;
 mod openvino;
 mod spec;
+mod wordpiece;
 
 pub use device::{select_device, DevicePreference};
 pub use embed::{Embedder, EmbedderOptions, Engine};

@@ -132,3 +132,60 @@ fn throughput() {
         DEFAULT_MODEL.id
     );
 }
+
+/// Token counts (which decide where chunks are cut) equal the tokenizer's
+/// own on every line of real code, and on the cases the fast ASCII path
+/// hands back to it.
+#[test]
+fn token_counts_match_the_tokenizer_exactly() {
+    let emb = common::embedder();
+    let mut tokenizer =
+        tokenizers::Tokenizer::from_file(common::model_dir().join("tokenizer.json"))
+            .expect("tokenizer");
+    tokenizer.with_padding(None);
+    tokenizer.with_truncation(None).unwrap();
+    let reference = |text: &str| tokenizer.encode(text, false).unwrap().get_ids().len();
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut lines = 0;
+    let mut stack = vec![
+        workspace.join("crates"),
+        workspace.join("tests/fixtures/repo"),
+    ];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(text) = std::fs::read_to_string(&path) {
+                for line in text.lines() {
+                    assert_eq!(
+                        emb.count_tokens(line),
+                        reference(line),
+                        "{}: {line:?}",
+                        path.display()
+                    );
+                    lines += 1;
+                }
+            }
+        }
+    }
+    assert!(lines > 10_000, "only {lines} lines checked");
+    let long_word = "a".repeat(101);
+    let cases = [
+        "",
+        "   \t ",
+        "HTTPServer.getRequestHeaders()",
+        "snake_case_name = 42_000",
+        "x[CLS]y [MASK] [SEP]",
+        "unknownpiecesqqqzzzxxx",
+        long_word.as_str(),
+        "déjà vu — naïve café",
+        "中文注释 and ascii",
+        "tab\tand\x0cform feed",
+        "emoji 🚀 rocket",
+        "`~!@#$%^&*()-=+[]{}|;:'\",.<>/?\\",
+    ];
+    for case in cases {
+        assert_eq!(emb.count_tokens(case), reference(case), "{case:?}");
+    }
+}

@@ -112,6 +112,36 @@ pub struct SearchOutcome {
     /// Chunks still waiting for their vectors (indexing in progress or
     /// interrupted): they are found by text, not yet by meaning.
     pub pending_chunks: usize,
+    /// Where the time went.
+    pub timings: Timings,
+}
+
+/// Milliseconds spent per stage of one search. The store's queries run
+/// concurrently, so the stages add up to more than `total_ms`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct Timings {
+    /// Embedding the query with the model.
+    pub embed_ms: f64,
+    /// The vector query (after embedding).
+    pub dense_ms: f64,
+    /// The BM25 full-text query.
+    pub lexical_ms: f64,
+    /// Looking up the symbols the query names.
+    pub symbols_ms: f64,
+    /// Counting chunks still waiting for vectors.
+    pub pending_ms: f64,
+    /// Fusion, boosts and formatting the hits.
+    pub fuse_ms: f64,
+    /// The whole search, wall clock.
+    pub total_ms: f64,
+}
+
+/// Runs `future`, adding its wall-clock milliseconds to `into`.
+async fn timed<T>(into: &mut f64, future: impl std::future::Future<Output = T>) -> T {
+    let started = std::time::Instant::now();
+    let out = future.await;
+    *into += started.elapsed().as_secs_f64() * 1000.0;
+    out
 }
 
 /// How much each kind of evidence counts. Every mode has its own defaults
@@ -205,6 +235,8 @@ pub async fn search(
     if request.query.trim().is_empty() {
         return Err(SearchError::EmptyQuery);
     }
+    let started = std::time::Instant::now();
+    let mut timings = Timings::default();
     let analysis = analyse(&request.query, request.mode);
     let filter = SearchFilter {
         languages: request.languages.clone(),
@@ -217,16 +249,38 @@ pub async fn search(
     let w = request.weights.unwrap_or_else(|| weights(analysis.mode));
 
     let embedded = embedding_text(&request.query, &analysis);
-    let vector = embedder.embed_query(&embedded)?;
-    let dense = store.vector_search(&vector, depth, &filter).await?;
-    let lexical = store
-        .text_search(&analysis.terms.join(" "), depth, &filter)
-        .await?;
+    let lexical_query = analysis.terms.join(" ");
     let mut lookup_names: Vec<String> = analysis.boost_names.iter().take(16).cloned().collect();
     lookup_names.extend(analysis.frames.iter().filter_map(|f| f.function.clone()));
     lookup_names.sort();
     lookup_names.dedup();
-    let defined = store.symbol_lookup(&lookup_names, depth, &filter).await?;
+    // The store's queries run concurrently, and are started before the
+    // query is embedded, so their I/O overlaps the model's compute.
+    let Timings {
+        embed_ms,
+        dense_ms,
+        lexical_ms,
+        symbols_ms,
+        pending_ms,
+        ..
+    } = &mut timings;
+    let (lexical, defined, pending_chunks, dense) = futures::try_join!(
+        timed(lexical_ms, async {
+            Ok::<_, SearchError>(store.text_search(&lexical_query, depth, &filter).await?)
+        }),
+        timed(symbols_ms, async {
+            Ok(store.symbol_lookup(&lookup_names, depth, &filter).await?)
+        }),
+        timed(pending_ms, async { Ok(store.pending_chunks(None).await?) }),
+        async {
+            let vector = timed(embed_ms, async { embedder.embed_query(&embedded) }).await?;
+            timed(dense_ms, async {
+                Ok(store.vector_search(&vector, depth, &filter).await?)
+            })
+            .await
+        },
+    )?;
+    let fusing = std::time::Instant::now();
 
     let mut fused: HashMap<String, (StoredChunk, f32)> = HashMap::new();
     let mut add = |chunk: &StoredChunk, score: f32| {
@@ -292,9 +346,11 @@ pub async fn search(
         ))
     });
     hits.truncate(top_k);
-    let pending_chunks = store.pending_chunks(None).await?;
+    timings.fuse_ms = fusing.elapsed().as_secs_f64() * 1000.0;
+    timings.total_ms = started.elapsed().as_secs_f64() * 1000.0;
     Ok(SearchOutcome {
         pending_chunks,
+        timings,
         mode: analysis.mode,
         hits: hits
             .into_iter()

@@ -6,16 +6,15 @@ use std::sync::Arc;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float16Type, Float32Type, Int64Type, UInt32Type, UInt64Type};
 use arrow_array::{
-    Array, ArrayRef, FixedSizeListArray, Float16Array, Float32Array, Int64Array, RecordBatch,
-    StringArray, UInt32Array, UInt64Array,
+    Array, ArrayRef, FixedSizeListArray, Float16Array, Int64Array, RecordBatch, StringArray,
+    UInt32Array, UInt64Array,
 };
-use arrow_buffer::NullBuffer;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use half::f16;
 
 use crate::{Result, StoreError};
 
-/// Columns returned by searches: everything but the vector.
+/// Columns returned by searches: all of the chunks table's.
 pub(crate) const RESULT_COLUMNS: &[&str] = &[
     "id",
     "root",
@@ -36,13 +35,15 @@ pub(crate) fn with_column<'a>(columns: &[&'a str], extra: &'a str) -> Vec<&'a st
     all
 }
 
-/// A chunk as written to the index: what searches return, plus its vector.
+/// A chunk as written to the index: what searches return, plus its vector
+/// when it is already known.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChunkRow {
     /// Everything but the vector.
     pub chunk: StoredChunk,
-    /// Embedding; empty for a chunk written before it is embedded (stored as
-    /// null: found by full-text search, not yet by vector search).
+    /// Embedding of the chunk's text; empty when it is not computed yet (the
+    /// chunk is found by full-text search, and by vector search once
+    /// [`crate::Store::add_vectors`] stores a vector for its `content_hash`).
     pub vector: Vec<f32>,
 }
 
@@ -88,7 +89,7 @@ pub struct FileRow {
     pub chunks: u32,
 }
 
-pub(crate) fn chunk_schema(dim: usize, metadata: HashMap<String, String>) -> SchemaRef {
+pub(crate) fn chunk_schema(metadata: HashMap<String, String>) -> SchemaRef {
     let utf8 = |name: &str| Field::new(name, DataType::Utf8, false);
     Arc::new(Schema::new_with_metadata(
         vec![
@@ -102,20 +103,27 @@ pub(crate) fn chunk_schema(dim: usize, metadata: HashMap<String, String>) -> Sch
             Field::new("end_line", DataType::UInt32, false),
             utf8("content_hash"),
             utf8("text"),
-            Field::new(
-                "vector",
-                DataType::FixedSizeList(
-                    // Half precision: half the disk of f32 for unit vectors whose
-                    // cosine similarities change by ~1e-3 (retrieval unchanged).
-                    Arc::new(Field::new("item", DataType::Float16, true)),
-                    dim as i32,
-                ),
-                // Null until the chunk is embedded: text is searchable first.
-                true,
-            ),
         ],
         metadata,
     ))
+}
+
+/// The vectors table: one row per distinct embedded text, keyed by its hash
+/// (a chunk's `content_hash`).
+pub(crate) fn vector_schema(dim: usize) -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("hash", DataType::Utf8, false),
+        Field::new(
+            "vector",
+            DataType::FixedSizeList(
+                // Half precision: half the disk of f32 for unit vectors whose
+                // cosine similarities change by ~1e-3 (retrieval unchanged).
+                Arc::new(Field::new("item", DataType::Float16, true)),
+                dim as i32,
+            ),
+            false,
+        ),
+    ]))
 }
 
 pub(crate) fn file_schema() -> SchemaRef {
@@ -134,38 +142,6 @@ fn strings<'a>(values: impl Iterator<Item = &'a str>) -> ArrayRef {
 }
 
 pub(crate) fn chunk_batch(schema: SchemaRef, rows: &[ChunkRow]) -> Result<RecordBatch> {
-    // The element type comes from the table: f16 since progressive indexing,
-    // f32 in indexes written before (still read and written as they are).
-    let (item, dim) = match schema
-        .field_with_name("vector")
-        .map(|f| f.data_type().clone())
-    {
-        Ok(DataType::FixedSizeList(item, dim)) => (item, dim),
-        _ => return Err(StoreError::Data("chunks table has no vector column".into())),
-    };
-    // An empty vector is a chunk not embedded yet: a null slot (zeros underneath).
-    let flat = rows.iter().flat_map(|r| {
-        if r.vector.is_empty() {
-            vec![0.0; dim as usize]
-        } else {
-            r.vector.clone()
-        }
-    });
-    let values: ArrayRef = match item.data_type() {
-        DataType::Float16 => Arc::new(Float16Array::from_iter_values(flat.map(f16::from_f32))),
-        DataType::Float32 => Arc::new(Float32Array::from_iter_values(flat)),
-        other => {
-            return Err(StoreError::Data(format!(
-                "unsupported vector element type {other}"
-            )))
-        }
-    };
-    let validity: Vec<bool> = rows.iter().map(|r| !r.vector.is_empty()).collect();
-    let nulls = validity
-        .contains(&false)
-        .then(|| NullBuffer::from(validity));
-    let vectors = FixedSizeListArray::try_new(item, dim, values, nulls)
-        .map_err(|e| StoreError::Data(e.to_string()))?;
     let columns: Vec<ArrayRef> = vec![
         strings(rows.iter().map(|r| r.chunk.id.as_str())),
         strings(rows.iter().map(|r| r.chunk.root.as_str())),
@@ -181,9 +157,25 @@ pub(crate) fn chunk_batch(schema: SchemaRef, rows: &[ChunkRow]) -> Result<Record
         )),
         strings(rows.iter().map(|r| r.chunk.content_hash.as_str())),
         strings(rows.iter().map(|r| r.chunk.text.as_str())),
-        Arc::new(vectors),
     ];
     RecordBatch::try_new(schema, columns).map_err(|e| StoreError::Data(e.to_string()))
+}
+
+/// Rows of the vectors table; every vector must have `dim` values.
+pub(crate) fn vector_batch(dim: usize, rows: &[(&str, &[f32])]) -> Result<RecordBatch> {
+    let values = Float16Array::from_iter_values(
+        rows.iter()
+            .flat_map(|(_, v)| v.iter().map(|&x| f16::from_f32(x))),
+    );
+    let vectors = FixedSizeListArray::try_new(
+        Arc::new(Field::new("item", DataType::Float16, true)),
+        dim as i32,
+        Arc::new(values),
+        None,
+    )
+    .map_err(|e| StoreError::Data(e.to_string()))?;
+    let columns: Vec<ArrayRef> = vec![strings(rows.iter().map(|(h, _)| *h)), Arc::new(vectors)];
+    RecordBatch::try_new(vector_schema(dim), columns).map_err(|e| StoreError::Data(e.to_string()))
 }
 
 pub(crate) fn file_batch(rows: &[FileRow]) -> Result<RecordBatch> {

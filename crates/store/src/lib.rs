@@ -1,17 +1,26 @@
-//! The on-disk index: an embedded LanceDB database with a `chunks` table
-//! (one row per searchable chunk, with its vector) and a `files` table (one
-//! row per indexed file, so a second `quarry index` can skip what has not
-//! changed).
+//! The on-disk index: an embedded LanceDB database with three tables:
+//! - `chunks`: one row per searchable chunk (text, location, the hash of
+//!   its embedding text), with the full-text index;
+//! - `vectors`: one row per distinct embedded text, keyed by that hash, with
+//!   the ANN index. Vectors are written after the text, without rewriting
+//!   it: text search works (and stays indexed) while embeddings fill in,
+//!   and a text seen before — a second checkout, an edit
+//!   undone — is never embedded twice;
+//! - `files`: one row per indexed file, so a second `quarry index` can skip
+//!   what has not changed.
 //!
 //! The chunks table's Arrow schema metadata records the schema version, the
 //! embedding model and its dimension. An index is only ever opened with the
-//! model that wrote it: vectors of two models are never mixed.
+//! model that wrote it: vectors of two models are never mixed. Indexes of
+//! schema version 1 (vectors inside the chunks table) are upgraded in place
+//! when opened.
 
 mod arrow_rows;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 use arrow_array::RecordBatch;
 use futures::TryStreamExt;
@@ -19,24 +28,34 @@ use lancedb::index::scalar::{FtsIndexBuilder, FullTextSearchQuery};
 use lancedb::index::vector::IvfHnswSqIndexBuilder;
 use lancedb::index::Index;
 use lancedb::query::{ExecutableQuery, QueryBase, Select};
-use lancedb::table::ColumnAlteration;
 use lancedb::table::OptimizeAction;
 use lancedb::{Connection, DistanceType, Table};
 
 pub use arrow_rows::{ChunkRow, FileRow, Fingerprint, StoredChunk};
 
-/// Version of the table layout. Bump it when columns change; an index with a
-/// different version is refused with a message that says how to rebuild it.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version of the table layout. Bump it when columns change; an older index
+/// is upgraded when opened, a newer one is refused with a message that says
+/// how to rebuild it.
+pub const SCHEMA_VERSION: u32 = 2;
 
 const CHUNKS_TABLE: &str = "chunks";
 const FILES_TABLE: &str = "files";
+const VECTORS_TABLE: &str = "vectors";
+/// The file [`WriterLock`] locks, inside the index directory.
+const WRITER_LOCK: &str = ".quarry-writer.lock";
+/// Suffix of a table being deleted (renamed first, so deletion is atomic);
+/// leftovers of a killed deletion are removed when the index is next opened.
+const TRASH_SUFFIX: &str = ".quarry-trash";
 const META_SCHEMA_VERSION: &str = "quarry.schema_version";
 const META_MODEL: &str = "quarry.model";
 const META_DIM: &str = "quarry.dim";
 /// SQL `IN (...)` lists are split into groups of this many values so a
 /// delete of thousands of paths stays one commit per group, not per file.
 const DELETE_GROUP: usize = 400;
+/// Vectors no chunk refers to any more (edited or deleted code) are kept, so
+/// undoing an edit or switching back to a branch embeds nothing, until they
+/// outnumber this fraction of the referenced ones; then `optimize` drops them.
+const ORPHAN_VECTORS_KEPT: f64 = 0.5;
 
 /// Errors from opening, writing or querying the index.
 #[derive(Debug, thiserror::Error)]
@@ -203,10 +222,78 @@ pub struct IndexStatus {
     pub chunks: usize,
     /// Chunks written but not embedded yet (searchable by text only).
     pub pending: usize,
+    /// Distinct embedded texts (the vectors table's rows; identical chunks
+    /// share one).
+    pub vectors: usize,
     /// Bytes on disk of the whole index directory.
     pub bytes: u64,
     /// Live versions of the chunks table (LanceDB keeps one per commit until pruned).
     pub versions: usize,
+}
+
+/// Where an index's bytes are, so growth can be seen and explained.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DiskUsage {
+    /// Chunk rows (text and metadata), including data files that deletions
+    /// made obsolete and compaction has not removed yet.
+    pub chunk_data: u64,
+    /// Vector rows.
+    pub vector_data: u64,
+    /// The full-text (inverted) index.
+    pub text_index: u64,
+    /// The ANN vector index.
+    pub vector_index: u64,
+    /// Everything else: file records, manifests, transactions, deletion files.
+    pub other: u64,
+}
+
+impl DiskUsage {
+    /// All of it.
+    pub fn total(&self) -> u64 {
+        self.chunk_data + self.vector_data + self.text_index + self.vector_index + self.other
+    }
+}
+
+/// The right to write an index, held by one process at a time: a second
+/// indexer waits instead of interleaving its commits with the first's.
+/// The operating system releases the lock when its holder exits, however it
+/// exits, so a crashed or killed indexer never leaves an index locked.
+#[derive(Debug)]
+pub struct WriterLock {
+    _file: std::fs::File,
+}
+
+impl WriterLock {
+    /// Takes the write lock of the index at `dir`, creating the directory if
+    /// needed. While another process holds it, calls `on_wait` once (to say
+    /// so) and waits for it.
+    pub fn acquire(dir: &Path, on_wait: impl FnOnce()) -> Result<Self> {
+        let io = |action: &'static str| {
+            move |source| StoreError::Io {
+                action,
+                path: dir.to_path_buf(),
+                source,
+            }
+        };
+        std::fs::create_dir_all(dir).map_err(io("creating index directory"))?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(WRITER_LOCK))
+            .map_err(io("opening the write lock of"))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                on_wait();
+                file.lock().map_err(io("waiting for the write lock of"))?;
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(io("locking")(e));
+            }
+        }
+        Ok(Self { _file: file })
+    }
 }
 
 /// An open index.
@@ -215,6 +302,10 @@ pub struct Store {
     meta: IndexMeta,
     chunks: Table,
     files: Table,
+    vectors: Table,
+    /// The last count of chunks without vectors, with the (chunks, vectors)
+    /// table versions it was counted at: searches ask for it every time.
+    pending: Mutex<Option<((u64, u64), usize)>>,
     /// Set once the full-text index is known to exist (it is never dropped),
     /// so searches stop asking LanceDB for its index list.
     has_text_index: AtomicBool,
@@ -262,40 +353,38 @@ impl Store {
                     reason,
                 })
             }
+            DirState::Damaged(reason) => {
+                return Err(StoreError::Damaged {
+                    dir: dir.to_path_buf(),
+                    reason,
+                })
+            }
             DirState::Quarry => {}
         }
         let conn = connect(dir).await?;
         let chunks = open_table(&conn, dir, CHUNKS_TABLE).await?;
         let files = open_table(&conn, dir, FILES_TABLE).await?;
         let schema = chunks.schema().await.map_err(lance("reading the schema"))?;
-        let meta = IndexMeta::from_map(dir, schema.metadata())?;
-        if meta.schema_version != SCHEMA_VERSION {
+        let mut meta = IndexMeta::from_map(dir, schema.metadata())?;
+        if meta.schema_version > SCHEMA_VERSION || meta.schema_version == 0 {
             return Err(StoreError::SchemaMismatch {
                 dir: dir.to_path_buf(),
                 found: meta.schema_version,
                 expected: SCHEMA_VERSION,
             });
         }
-        // Indexes written before progressive indexing have a non-nullable vector
-        // column; allowing nulls is a metadata-only change, made in place once.
-        if schema
-            .field_with_name("vector")
-            .is_ok_and(|f| !f.is_nullable())
-        {
-            tracing::info!(
-                "upgrading {}: vectors may now be filled in after the text",
-                dir.display()
-            );
-            chunks
-                .alter_columns(&[ColumnAlteration::new("vector".into()).set_nullable(true)])
-                .await
-                .map_err(lance("upgrading the chunks table"))?;
+        if meta.schema_version == 1 {
+            meta.schema_version = SCHEMA_VERSION;
+            upgrade_v1(&conn, dir, &chunks, &schema, &meta).await?;
         }
+        let vectors = open_table(&conn, dir, VECTORS_TABLE).await?;
         Ok(Self {
             dir: dir.to_path_buf(),
             meta,
             chunks,
             files,
+            vectors,
+            pending: Mutex::new(None),
             has_text_index: AtomicBool::new(false),
             ann_min_rows: ANN_MIN_ROWS,
             _conn: conn,
@@ -309,15 +398,20 @@ impl Store {
             source,
         })?;
         let conn = connect(dir).await?;
-        let chunk_schema = arrow_rows::chunk_schema(meta.dim, meta.to_map());
+        let chunk_schema = arrow_rows::chunk_schema(meta.to_map());
         let file_schema = arrow_rows::file_schema();
-        // The files table is created first: a directory with only `files`
-        // is recognised as an interrupted creation and recreated.
+        // The chunks table is created last: a directory without it is
+        // recognised as an interrupted creation and recreated.
         let files = conn
             .create_empty_table(FILES_TABLE, file_schema)
             .execute()
             .await
             .map_err(lance("creating the files table"))?;
+        let vectors = conn
+            .create_empty_table(VECTORS_TABLE, arrow_rows::vector_schema(meta.dim))
+            .execute()
+            .await
+            .map_err(lance("creating the vectors table"))?;
         let chunks = conn
             .create_empty_table(CHUNKS_TABLE, chunk_schema)
             .execute()
@@ -328,6 +422,8 @@ impl Store {
             meta: meta.clone(),
             chunks,
             files,
+            vectors,
+            pending: Mutex::new(None),
             has_text_index: AtomicBool::new(false),
             ann_min_rows: ANN_MIN_ROWS,
             _conn: conn,
@@ -357,10 +453,10 @@ impl Store {
         self.ann_min_rows = rows;
     }
 
-    /// Whether the chunks table has an ANN index on its vectors.
+    /// Whether the vectors have an ANN index.
     pub async fn has_vector_index(&self) -> Result<bool> {
         Ok(self
-            .chunks
+            .vectors
             .list_indices()
             .await
             .map_err(lance("listing indices"))?
@@ -368,7 +464,9 @@ impl Store {
             .any(|index| index.columns.iter().any(|c| c == "vector")))
     }
 
-    /// Deletes the index at `dir` (only if it is a Quarry index or empty).
+    /// Deletes the index at `dir` (only if it is a Quarry index or empty): its
+    /// tables go, the directory and its write lock (which the caller may be
+    /// holding, to rebuild) stay.
     pub fn destroy(dir: &Path) -> Result<()> {
         match inspect_dir(dir)? {
             DirState::Missing => Ok(()),
@@ -376,12 +474,43 @@ impl Store {
                 dir: dir.to_path_buf(),
                 reason,
             }),
-            DirState::Empty | DirState::Quarry => {
-                std::fs::remove_dir_all(dir).map_err(|source| StoreError::Io {
-                    action: "removing index",
-                    path: dir.to_path_buf(),
-                    source,
-                })
+            DirState::Empty | DirState::Quarry | DirState::Damaged(_) => {
+                // Everything but the write lock, which the caller may hold.
+                // The chunks table goes first, in one atomic rename: a rebuild
+                // killed half-way leaves what reads as an interrupted
+                // creation, never a damaged index.
+                let chunks = dir.join(format!("{CHUNKS_TABLE}.lance"));
+                if chunks.exists() {
+                    let trash = dir.join(format!("{CHUNKS_TABLE}{TRASH_SUFFIX}"));
+                    std::fs::rename(&chunks, &trash).map_err(|source| StoreError::Io {
+                        action: "removing index",
+                        path: chunks,
+                        source,
+                    })?;
+                }
+                let entries: Vec<PathBuf> = std::fs::read_dir(dir)
+                    .map_err(|source| StoreError::Io {
+                        action: "listing",
+                        path: dir.to_path_buf(),
+                        source,
+                    })?
+                    .flatten()
+                    .filter(|e| e.file_name() != WRITER_LOCK)
+                    .map(|e| e.path())
+                    .collect();
+                for path in entries {
+                    let removed = if path.is_dir() {
+                        std::fs::remove_dir_all(&path)
+                    } else {
+                        std::fs::remove_file(&path)
+                    };
+                    removed.map_err(|source| StoreError::Io {
+                        action: "removing index",
+                        path,
+                        source,
+                    })?;
+                }
+                Ok(())
             }
         }
     }
@@ -431,8 +560,9 @@ impl Store {
 
     /// Replaces everything recorded for `paths` under `root` with `files`
     /// and `chunks` (which must all belong to `root`). Paths in `paths`
-    /// without a new [`FileRow`] are removed. A handful of commits per call,
-    /// however many files: callers batch many files into one call.
+    /// without a new [`FileRow`] are removed. Vectors given with the chunks
+    /// are stored unless their text has one already. A handful of commits
+    /// per call, however many files: callers batch many files into one call.
     pub async fn replace_files(
         &self,
         root: &str,
@@ -464,6 +594,20 @@ impl Store {
                 .await
                 .map_err(lance("writing chunks"))?;
         }
+        let given: Vec<(String, Vec<f32>)> = chunks
+            .iter()
+            .filter(|c| !c.vector.is_empty())
+            .map(|c| (c.chunk.content_hash.clone(), c.vector.clone()))
+            .collect();
+        if !given.is_empty() {
+            let known = self.vector_hashes().await?;
+            let mut seen = HashSet::new();
+            let new: Vec<(String, Vec<f32>)> = given
+                .into_iter()
+                .filter(|(hash, _)| !known.contains(hash) && seen.insert(hash.clone()))
+                .collect();
+            self.add_vectors(&new).await?;
+        }
         self.delete_paths(&self.files, root, paths).await?;
         if !files.is_empty() {
             let batch = arrow_rows::file_batch(files)?;
@@ -474,6 +618,39 @@ impl Store {
                 .map_err(lance("writing file records"))?;
         }
         Ok(())
+    }
+
+    /// Stores the vectors of texts, keyed by the texts' hashes (the chunks'
+    /// `content_hash`), in one commit. Callers pass hashes that have no vector
+    /// yet ([`Store::vector_hashes`]); a duplicate is harmless (searches use
+    /// one of them) but wastes space.
+    pub async fn add_vectors(&self, vectors: &[(String, Vec<f32>)]) -> Result<()> {
+        if vectors.is_empty() {
+            return Ok(());
+        }
+        if let Some((_, bad)) = vectors.iter().find(|(_, v)| v.len() != self.meta.dim) {
+            return Err(StoreError::Dimension {
+                got: bad.len(),
+                expected: self.meta.dim,
+            });
+        }
+        let rows: Vec<(&str, &[f32])> = vectors
+            .iter()
+            .map(|(h, v)| (h.as_str(), v.as_slice()))
+            .collect();
+        let batch = arrow_rows::vector_batch(self.meta.dim, &rows)?;
+        self.vectors
+            .add(batch)
+            .execute()
+            .await
+            .map_err(lance("writing vectors"))?;
+        Ok(())
+    }
+
+    /// The hashes of every text that has a vector: what an indexer need not
+    /// embed again.
+    pub async fn vector_hashes(&self) -> Result<HashSet<String>> {
+        distinct_strings(self.vectors.query(), "hash", "reading vector hashes").await
     }
 
     /// Rewrites the file records of `paths` under `root` without touching
@@ -521,25 +698,38 @@ impl Store {
         Ok(())
     }
 
-    /// Builds or refreshes the full-text index and compacts both tables,
-    /// pruning versions older than the one just written. Called once after
-    /// an indexing run.
+    /// Builds or refreshes the full-text index, builds the ANN index once
+    /// there are enough vectors, drops vectors no chunk needs once they are
+    /// many, compacts every table and prunes versions older than the one
+    /// just written. Called once after an indexing run.
     pub async fn optimize(&self) -> Result<()> {
         self.ensure_text_index().await?;
-        let rows = self
-            .chunks
-            .count_rows(None)
-            .await
-            .map_err(lance("counting rows"))?;
-        // Vector-index work waits until every chunk has its vector: training or
-        // updating it over unfilled rows would index placeholders.
-        let pending = self.pending_chunks(None).await?;
-        // Once large enough, an IVF-HNSW index (scalar-quantised vectors); later
-        // optimisations fold new rows into it, and rows not yet in it are
-        // still searched exactly, so results never miss fresh chunks.
-        if pending == 0 && rows >= self.ann_min_rows && !self.has_vector_index().await? {
-            tracing::info!(rows, "building the vector index");
-            self.chunks
+        let hashes = self.vector_hashes().await?;
+        let referenced = self.chunk_hashes(None).await?;
+        let orphans: Vec<String> = hashes
+            .iter()
+            .filter(|h| !referenced.contains(h.as_str()))
+            .cloned()
+            .collect();
+        if orphans.len() as f64 > ORPHAN_VECTORS_KEPT * referenced.len().max(1) as f64 {
+            tracing::info!(orphans = orphans.len(), "dropping vectors no chunk uses");
+            for group in orphans.chunks(DELETE_GROUP * 10) {
+                let predicate = format!("hash IN ({})", sql_list(group));
+                self.vectors
+                    .delete(predicate.as_str())
+                    .await
+                    .map_err(lance("dropping unused vectors"))?;
+            }
+        }
+        let pending = referenced.iter().filter(|h| !hashes.contains(*h)).count();
+        let vectors = hashes.len().min(referenced.len());
+        // The ANN index is trained once every chunk has its vector, so its
+        // partitions fit the whole code base; later optimisations fold new
+        // vectors into it, and vectors not yet in it are still searched
+        // exactly, so results never miss fresh chunks.
+        if pending == 0 && vectors >= self.ann_min_rows && !self.has_vector_index().await? {
+            tracing::info!(vectors, "building the vector index");
+            self.vectors
                 .create_index(
                     &["vector"],
                     Index::IvfHnswSq(
@@ -550,19 +740,9 @@ impl Store {
                 .await
                 .map_err(lance("building the vector index"))?;
         }
-        let action = |table: &Table| {
-            if pending > 0 && std::ptr::eq(table, &self.chunks) {
-                OptimizeAction::Compact {
-                    options: Default::default(),
-                    remap_options: None,
-                }
-            } else {
-                OptimizeAction::All
-            }
-        };
-        for table in [&self.chunks, &self.files] {
+        for table in [&self.chunks, &self.vectors, &self.files] {
             table
-                .optimize(action(table))
+                .optimize(OptimizeAction::All)
                 .await
                 .map_err(lance("optimising"))?;
             table
@@ -612,33 +792,92 @@ impl Store {
                 expected: self.meta.dim,
             });
         }
+        // Nearest texts first, then their chunks. Identical chunks share a
+        // vector and filters apply to chunks, so ask for more texts than
+        // results, and widen the search while filters leave too few.
+        let filter_sql = filter.to_sql();
+        let mut texts = if filter_sql.is_some() {
+            limit * 8
+        } else {
+            limit * 2
+        }
+        .max(limit + 10);
+        loop {
+            let nearest = self.nearest_texts(vector, texts, exact).await?;
+            let exhausted = nearest.len() < texts;
+            let mut out = self.chunks_of(&nearest, filter_sql.as_deref()).await?;
+            if out.len() >= limit || exhausted {
+                out.truncate(limit);
+                return Ok(out);
+            }
+            texts *= 4;
+        }
+    }
+
+    /// The `limit` stored texts nearest to `vector`: (hash, similarity), best first.
+    async fn nearest_texts(
+        &self,
+        vector: &[f32],
+        limit: usize,
+        exact: bool,
+    ) -> Result<Vec<(String, f32)>> {
         let mut query = self
-            .chunks
+            .vectors
             .query()
             .nearest_to(vector)
             .map_err(lance("building the vector query"))?
             .distance_type(DistanceType::Cosine)
-            .select(Select::columns(&arrow_rows::with_column(
-                arrow_rows::RESULT_COLUMNS,
-                "_distance",
-            )))
+            .select(Select::columns(&["hash", "_distance"]))
             .limit(limit);
         query = if exact {
             query.bypass_vector_index()
         } else {
             query.refine_factor(ANN_REFINE_FACTOR)
         };
-        if let Some(sql) = filter.to_sql() {
-            query = query.only_if(sql);
-        }
         let batches = collect(&query, "running the vector query").await?;
         let mut out = Vec::new();
         for batch in &batches {
+            let hashes = arrow_rows::string_column(batch, "hash")?;
             let distances = arrow_rows::f32_column(batch, "_distance")?;
-            for (row, distance) in arrow_rows::stored_chunks(batch)?.into_iter().zip(distances) {
-                out.push((row, 1.0 - distance));
-            }
+            out.extend(
+                hashes
+                    .into_iter()
+                    .zip(distances.into_iter().map(|d| 1.0 - d)),
+            );
         }
+        out.sort_by(|a, b| b.1.total_cmp(&a.1));
+        Ok(out)
+    }
+
+    /// The chunks whose text is one of `nearest` (and that pass `filter`),
+    /// ordered by their text's similarity.
+    async fn chunks_of(
+        &self,
+        nearest: &[(String, f32)],
+        filter: Option<&str>,
+    ) -> Result<Vec<(StoredChunk, f32)>> {
+        if nearest.is_empty() {
+            return Ok(Vec::new());
+        }
+        let similarity: HashMap<&str, f32> =
+            nearest.iter().map(|(h, s)| (h.as_str(), *s)).collect();
+        let hashes: Vec<String> = similarity.keys().map(|h| h.to_string()).collect();
+        let predicate = format!("content_hash IN ({})", sql_list(&hashes));
+        let chunks = self
+            .chunks_where(predicate, filter, None, "reading the nearest chunks")
+            .await?;
+        let mut out: Vec<(StoredChunk, f32)> = chunks
+            .into_iter()
+            .map(|chunk| {
+                let score = similarity.get(chunk.content_hash.as_str()).copied();
+                (chunk, score.unwrap_or(f32::MIN))
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            b.1.total_cmp(&a.1)
+                .then_with(|| a.0.path.cmp(&b.0.path))
+                .then_with(|| a.0.start_line.cmp(&b.0.start_line))
+        });
         Ok(out)
     }
 
@@ -701,22 +940,38 @@ impl Store {
             alternatives.push(format!("symbol LIKE {}", sql_str(&format!("%.{name}"))));
             alternatives.push(format!("symbol LIKE {}", sql_str(&format!("%::{name}"))));
         }
-        let mut predicate = format!("({})", alternatives.join(" OR "));
-        if let Some(sql) = filter.to_sql() {
-            predicate = format!("{predicate} AND {sql}");
-        }
-        let batches = collect(
-            &self
-                .chunks
-                .query()
-                .only_if(predicate)
-                .select(Select::columns(arrow_rows::RESULT_COLUMNS))
-                .limit(limit),
+        let predicate = format!("({})", alternatives.join(" OR "));
+        self.chunks_where(
+            predicate,
+            filter.to_sql().as_deref(),
+            Some(limit),
             "looking up symbols",
         )
-        .await?;
+        .await
+    }
+
+    /// The chunks matching `predicate` and `filter` (SQL), up to `limit`.
+    async fn chunks_where(
+        &self,
+        predicate: String,
+        filter: Option<&str>,
+        limit: Option<usize>,
+        action: &'static str,
+    ) -> Result<Vec<StoredChunk>> {
+        let predicate = match filter {
+            Some(sql) => format!("{predicate} AND {sql}"),
+            None => predicate,
+        };
+        let mut query = self
+            .chunks
+            .query()
+            .only_if(predicate)
+            .select(Select::columns(arrow_rows::RESULT_COLUMNS));
+        if let Some(limit) = limit {
+            query = query.limit(limit);
+        }
         let mut out = Vec::new();
-        for batch in &batches {
+        for batch in &collect(&query, action).await? {
             out.extend(arrow_rows::stored_chunks(batch)?);
         }
         Ok(out)
@@ -724,47 +979,88 @@ impl Store {
 
     /// The indexed roots (absolute paths), sorted.
     pub async fn roots(&self) -> Result<Vec<String>> {
-        let batches = collect(
-            &self.files.query().select(Select::columns(&["root"])),
-            "reading roots",
-        )
-        .await?;
-        let mut roots = std::collections::BTreeSet::new();
-        for batch in &batches {
-            roots.extend(arrow_rows::string_column(batch, "root")?);
-        }
-        Ok(roots.into_iter().collect())
+        let roots = distinct_strings(self.files.query(), "root", "reading roots").await?;
+        let mut roots: Vec<String> = roots.into_iter().collect();
+        roots.sort();
+        Ok(roots)
     }
 
     /// Number of chunks written but not embedded yet (under `root`, or anywhere).
     pub async fn pending_chunks(&self, root: Option<&str>) -> Result<usize> {
-        let filter = match root {
-            Some(root) => format!("vector IS NULL AND root = {}", sql_str(root)),
-            None => "vector IS NULL".to_string(),
-        };
-        self.chunks
-            .count_rows(Some(filter))
-            .await
-            .map_err(lance("counting chunks awaiting vectors"))
+        let versions = (
+            self.chunks
+                .version()
+                .await
+                .map_err(lance("reading the version"))?,
+            self.vectors
+                .version()
+                .await
+                .map_err(lance("reading the version"))?,
+        );
+        if root.is_none() {
+            if let Some((at, count)) = *self.pending.lock().unwrap_or_else(|e| e.into_inner()) {
+                if at == versions {
+                    return Ok(count);
+                }
+            }
+        }
+        let hashes = self.vector_hashes().await?;
+        let batches = collect(
+            &self
+                .chunks_in(root)
+                .select(Select::columns(&["content_hash"])),
+            "counting chunks awaiting vectors",
+        )
+        .await?;
+        let mut count = 0;
+        for batch in &batches {
+            count += arrow_rows::string_column(batch, "content_hash")?
+                .iter()
+                .filter(|h| !hashes.contains(*h))
+                .count();
+        }
+        if root.is_none() {
+            *self.pending.lock().unwrap_or_else(|e| e.into_inner()) = Some((versions, count));
+        }
+        Ok(count)
     }
 
     /// Files under `root` with chunks not embedded yet (left by an interrupted
     /// run): the indexer processes them again even though they did not change.
     pub async fn files_with_pending_chunks(&self, root: &str) -> Result<HashSet<String>> {
+        let hashes = self.vector_hashes().await?;
         let batches = collect(
             &self
-                .chunks
-                .query()
-                .only_if(format!("vector IS NULL AND root = {}", sql_str(root)))
-                .select(Select::columns(&["path"])),
+                .chunks_in(Some(root))
+                .select(Select::columns(&["path", "content_hash"])),
             "finding chunks awaiting vectors",
         )
         .await?;
         let mut out = HashSet::new();
         for batch in &batches {
-            out.extend(arrow_rows::string_column(batch, "path")?);
+            let paths = arrow_rows::string_column(batch, "path")?;
+            let content = arrow_rows::string_column(batch, "content_hash")?;
+            for (path, hash) in paths.into_iter().zip(content) {
+                if !hashes.contains(&hash) {
+                    out.insert(path);
+                }
+            }
         }
         Ok(out)
+    }
+
+    /// The distinct text hashes of the chunks (under `root`, or anywhere).
+    async fn chunk_hashes(&self, root: Option<&str>) -> Result<HashSet<String>> {
+        distinct_strings(self.chunks_in(root), "content_hash", "reading chunk hashes").await
+    }
+
+    /// A query over the chunks under `root`, or all of them.
+    fn chunks_in(&self, root: Option<&str>) -> lancedb::query::Query {
+        let query = self.chunks.query();
+        match root {
+            Some(root) => query.only_if(format!("root = {}", sql_str(root))),
+            None => query,
+        }
     }
 
     /// Builds the full-text index if there is none yet, so new rows are
@@ -789,38 +1085,6 @@ impl Store {
         Ok(())
     }
 
-    /// The stored vectors of the chunks of `paths` under `root`, keyed by
-    /// content hash: re-indexing an edited file re-embeds only the chunks
-    /// whose text changed. Chunks not embedded yet are left out.
-    pub async fn vectors_by_hash(
-        &self,
-        root: &str,
-        paths: &[String],
-    ) -> Result<HashMap<String, Vec<f32>>> {
-        let mut out = HashMap::new();
-        for group in paths.chunks(DELETE_GROUP) {
-            let batches = collect(
-                &self
-                    .chunks
-                    .query()
-                    .only_if(format!(
-                        "root = {} AND path IN ({}) AND vector IS NOT NULL",
-                        sql_str(root),
-                        sql_list(group)
-                    ))
-                    .select(Select::columns(&["content_hash", "vector"])),
-                "reading stored vectors",
-            )
-            .await?;
-            for batch in &batches {
-                let hashes = arrow_rows::string_column(batch, "content_hash")?;
-                let vectors = arrow_rows::vector_column(batch, "vector")?;
-                out.extend(hashes.into_iter().zip(vectors));
-            }
-        }
-        Ok(out)
-    }
-
     /// Every chunk's identity `(root, path, symbol, start, end, content hash)`, sorted:
     /// lets tests compare two indexes row for row.
     pub async fn chunk_fingerprints(&self) -> Result<Vec<Fingerprint>> {
@@ -842,6 +1106,23 @@ impl Store {
         }
         out.sort();
         Ok(out)
+    }
+
+    /// The index's size on disk by component.
+    pub fn disk_usage(&self) -> DiskUsage {
+        let table = |name: &str| self.dir.join(format!("{name}.lance"));
+        let chunk_data = dir_size(&table(CHUNKS_TABLE).join("data"));
+        let vector_data = dir_size(&table(VECTORS_TABLE).join("data"));
+        let text_index = dir_size(&table(CHUNKS_TABLE).join("_indices"));
+        let vector_index = dir_size(&table(VECTORS_TABLE).join("_indices"));
+        let other = dir_size(&self.dir) - chunk_data - vector_data - text_index - vector_index;
+        DiskUsage {
+            chunk_data,
+            vector_data,
+            text_index,
+            vector_index,
+            other,
+        }
     }
 
     /// Counts, roots, size on disk and versions.
@@ -881,6 +1162,11 @@ impl Store {
             files: roots.iter().map(|r| r.files).sum(),
             chunks: roots.iter().map(|r| r.chunks).sum(),
             pending: self.pending_chunks(None).await?,
+            vectors: self
+                .vectors
+                .count_rows(None)
+                .await
+                .map_err(lance("counting vectors"))?,
             roots,
             bytes: dir_size(&self.dir),
             versions,
@@ -899,6 +1185,20 @@ async fn collect(query: &impl ExecutableQuery, action: &'static str) -> Result<V
         .map_err(lance(action))
 }
 
+/// The distinct values of the text column `column` over `query`'s rows.
+async fn distinct_strings(
+    query: lancedb::query::Query,
+    column: &str,
+    action: &'static str,
+) -> Result<HashSet<String>> {
+    let batches = collect(&query.select(Select::columns(&[column])), action).await?;
+    let mut out = HashSet::new();
+    for batch in &batches {
+        out.extend(arrow_rows::string_column(batch, column)?);
+    }
+    Ok(out)
+}
+
 fn fts_params() -> FtsIndexBuilder {
     // The code analyzer keeps whole identifiers and also indexes their
     // snake_case / CamelCase parts, so `parse_config` matches both
@@ -912,6 +1212,80 @@ fn fts_params() -> FtsIndexBuilder {
 
 fn chrono_zero() -> lancedb::table::Duration {
     lancedb::table::Duration::zero()
+}
+
+/// Upgrades a schema-version-1 index in place: vectors move from a column of
+/// the chunks table to the vectors table (one per distinct text, f16), then
+/// the column is dropped and the version recorded. Every step can be
+/// interrupted: until the column is gone the upgrade starts over, and after
+/// it only the version remains to be written.
+async fn upgrade_v1(
+    conn: &Connection,
+    dir: &Path,
+    chunks: &Table,
+    schema: &arrow_schema::Schema,
+    upgraded: &IndexMeta,
+) -> Result<()> {
+    let dim = upgraded.dim;
+    tracing::info!(
+        "upgrading {} to schema version {SCHEMA_VERSION}",
+        dir.display()
+    );
+    if schema.field_with_name("vector").is_ok() {
+        let partial = dir.join(format!("{VECTORS_TABLE}.lance"));
+        if partial.exists() {
+            std::fs::remove_dir_all(&partial).map_err(|source| StoreError::Io {
+                action: "removing a partly upgraded vectors table",
+                path: partial.clone(),
+                source,
+            })?;
+        }
+        let vectors = conn
+            .create_empty_table(VECTORS_TABLE, arrow_rows::vector_schema(dim))
+            .execute()
+            .await
+            .map_err(lance("creating the vectors table"))?;
+        let mut stream = chunks
+            .query()
+            .only_if("vector IS NOT NULL")
+            .select(Select::columns(&["content_hash", "vector"]))
+            .execute()
+            .await
+            .map_err(lance("reading vectors to upgrade"))?;
+        let mut seen = HashSet::new();
+        while let Some(batch) = stream
+            .try_next()
+            .await
+            .map_err(lance("reading vectors to upgrade"))?
+        {
+            let hashes = arrow_rows::string_column(&batch, "content_hash")?;
+            let values = arrow_rows::vector_column(&batch, "vector")?;
+            let rows: Vec<(&str, &[f32])> = hashes
+                .iter()
+                .zip(&values)
+                .filter(|(h, _)| seen.insert((*h).clone()))
+                .map(|(h, v)| (h.as_str(), v.as_slice()))
+                .collect();
+            if !rows.is_empty() {
+                vectors
+                    .add(arrow_rows::vector_batch(dim, &rows)?)
+                    .execute()
+                    .await
+                    .map_err(lance("writing upgraded vectors"))?;
+            }
+        }
+        chunks
+            .drop_columns(&["vector"])
+            .await
+            .map_err(lance("dropping the old vector column"))?;
+    }
+    chunks
+        .as_native()
+        .ok_or_else(|| StoreError::Data("the chunks table is not a local table".into()))?
+        // Replaces the whole map, so every key is written.
+        .replace_schema_metadata(upgraded.to_map())
+        .await
+        .map_err(lance("recording the schema version"))
 }
 
 /// Opens one of the index's tables; failure means the index is damaged
@@ -941,6 +1315,8 @@ enum DirState {
     Missing,
     Empty,
     Quarry,
+    /// Quarry's tables, but not all of them (lost or deleted by hand).
+    Damaged(String),
     Foreign(String),
 }
 
@@ -967,24 +1343,54 @@ fn inspect_dir(dir: &Path) -> Result<DirState> {
         })?
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name != WRITER_LOCK)
+        .filter(|name| {
+            let trash = name.ends_with(TRASH_SUFFIX);
+            if trash {
+                // Best effort: a failure leaves it for next time.
+                let _ = std::fs::remove_dir_all(dir.join(name));
+            }
+            !trash
+        })
         .collect();
     if entries.is_empty() {
         return Ok(DirState::Empty);
     }
     let has = |name: &str| entries.iter().any(|e| e == &format!("{name}.lance"));
-    if has(CHUNKS_TABLE) && has(FILES_TABLE) {
+    // A table counts once its first version is committed.
+    let committed = |name: &str| {
+        std::fs::read_dir(dir.join(format!("{name}.lance")).join("_versions"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().ends_with(".manifest"))
+    };
+    if committed(CHUNKS_TABLE) && committed(FILES_TABLE) {
         return Ok(DirState::Quarry);
     }
-    if entries.len() == 1 && has(FILES_TABLE) {
-        // Creation was interrupted between the two tables.
-        std::fs::remove_dir_all(dir.join(format!("{FILES_TABLE}.lance"))).map_err(|source| {
-            StoreError::Io {
-                action: "cleaning an interrupted index creation in",
-                path: dir.to_path_buf(),
-                source,
-            }
-        })?;
+    let ours = [FILES_TABLE, VECTORS_TABLE, CHUNKS_TABLE];
+    if !committed(CHUNKS_TABLE)
+        && entries
+            .iter()
+            .all(|e| ours.iter().any(|t| e == &format!("{t}.lance")))
+    {
+        // Creation was interrupted before the chunks table (created last)
+        // was committed: start again.
+        for table in ours.iter().filter(|t| has(t)) {
+            std::fs::remove_dir_all(dir.join(format!("{table}.lance"))).map_err(|source| {
+                StoreError::Io {
+                    action: "cleaning an interrupted index creation in",
+                    path: dir.to_path_buf(),
+                    source,
+                }
+            })?;
+        }
         return Ok(DirState::Empty);
+    }
+    if committed(CHUNKS_TABLE) {
+        return Ok(DirState::Damaged(
+            "its chunks table has no files table beside it".into(),
+        ));
     }
     Ok(DirState::Foreign(format!(
         "it holds {} other entries and no chunks/files tables",

@@ -1,5 +1,7 @@
 //! Tests against a real LanceDB on disk.
 
+use std::sync::Arc;
+
 use super::*;
 
 const DIM: usize = 4;
@@ -268,11 +270,25 @@ fn large_tables_get_an_ann_index_with_high_recall_and_fresh_rows_stay_findable()
             .await
             .unwrap();
         assert!(!store.has_vector_index().await.unwrap());
+        store.ensure_text_index().await.unwrap();
+        let before = store.disk_usage();
+        assert!(
+            before.vector_data > 3_000 * ANN_DIM as u64 * 2,
+            "{before:?}"
+        );
+        assert!(before.chunk_data > 3_000 * 10, "{before:?}");
+        assert!(
+            before.text_index > 0 && before.vector_index == 0,
+            "{before:?}"
+        );
         store.optimize().await.unwrap();
         assert!(
             store.has_vector_index().await.unwrap(),
             "no ANN index at 3,000 rows"
         );
+        let after = store.disk_usage();
+        assert!(after.vector_index > 0, "{after:?}");
+        assert_eq!(after.total(), store.status().await.unwrap().bytes);
 
         // Recall@10 of the ANN search against exact search.
         let filter = SearchFilter::default();
@@ -372,28 +388,20 @@ fn chunks_without_vectors_are_text_searchable_and_invisible_to_vector_search() {
         assert_eq!(text[0].0.symbol, "retry_request");
         // Optimising while a vector is missing keeps everything readable.
         store.optimize().await.unwrap();
-        assert!(store
-            .vectors_by_hash("/r", &["b.py".into()])
-            .await
-            .unwrap()
-            .is_empty());
+        assert_eq!(
+            store.vector_hashes().await.unwrap(),
+            HashSet::from(["h-parse_config".to_string()])
+        );
         assert_eq!(store.status().await.unwrap().pending, 1);
-        // The vector arrives: the chunk joins vector search.
+        // The vector arrives on its own, the chunk's row untouched: the chunk
+        // joins vector search, and the full-text index still covers it.
+        let version = store.chunks.version().await.unwrap();
         store
-            .replace_files(
-                "/r",
-                &["b.py".into()],
-                &[file("/r", "b.py", 1)],
-                &[chunk(
-                    "/r",
-                    "b.py",
-                    "retry_request",
-                    "def retry_request(url): pass",
-                    [0.0, 1.0, 0.0, 0.0],
-                )],
-            )
+            .add_vectors(&[("h-retry_request".into(), vec![0.0, 1.0, 0.0, 0.0])])
             .await
             .unwrap();
+        assert_eq!(store.chunks.version().await.unwrap(), version);
+        assert_eq!(store.pending_chunks(None).await.unwrap(), 0);
         store.optimize().await.unwrap();
         assert_eq!(store.pending_chunks(None).await.unwrap(), 0);
         let near = store
@@ -421,15 +429,14 @@ fn new_indexes_store_half_precision_vectors_that_round_trip_closely() {
             )
             .await
             .unwrap();
-        let schema = store.chunks.schema().await.unwrap();
+        let schema = store.vectors.schema().await.unwrap();
         match schema.field_with_name("vector").unwrap().data_type() {
             arrow_schema::DataType::FixedSizeList(item, 4) => {
                 assert_eq!(item.data_type(), &arrow_schema::DataType::Float16)
             }
             other => panic!("vector column is {other}"),
         }
-        let stored = store.vectors_by_hash("/r", &["a.rs".into()]).await.unwrap();
-        let back = &stored["h-f"];
+        let back = &stored_vectors(&store).await["h-f"];
         for (a, b) in back.iter().zip(vector) {
             assert!((a - b).abs() < 1e-3, "{back:?} vs {vector:?}");
         }
@@ -443,5 +450,269 @@ fn new_indexes_store_half_precision_vectors_that_round_trip_closely() {
             "similarity {}",
             hits[0].1
         );
+    });
+}
+
+/// Every stored vector, by text hash.
+async fn stored_vectors(store: &Store) -> HashMap<String, Vec<f32>> {
+    let batches = collect(&store.vectors.query(), "reading vectors")
+        .await
+        .unwrap();
+    let mut out = HashMap::new();
+    for batch in &batches {
+        let hashes = arrow_rows::string_column(batch, "hash").unwrap();
+        let vectors = arrow_rows::vector_column(batch, "vector").unwrap();
+        out.extend(hashes.into_iter().zip(vectors));
+    }
+    out
+}
+
+#[test]
+fn identical_texts_share_one_vector_and_filters_apply_to_chunks() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_or_create(&dir.path().join("db"), &meta())
+            .await
+            .unwrap();
+        let shared = [0.0, 0.0, 1.0, 0.0];
+        for root in ["/one", "/two"] {
+            store
+                .replace_files(
+                    root,
+                    &["util.py".into()],
+                    &[file(root, "util.py", 2)],
+                    &[
+                        chunk(root, "util.py", "slugify", "def slugify(s): ...", shared),
+                        chunk(
+                            root,
+                            "util.py",
+                            "other",
+                            "def other(): ...",
+                            [1.0, 0.0, 0.0, 0.0],
+                        ),
+                    ],
+                )
+                .await
+                .unwrap();
+        }
+        // Two chunks per text, one vector per text.
+        assert_eq!(store.status().await.unwrap().vectors, 2);
+        let all = store
+            .vector_search(&shared, 2, &SearchFilter::default())
+            .await
+            .unwrap();
+        let roots: Vec<&str> = all.iter().map(|(c, _)| c.root.as_str()).collect();
+        assert_eq!(roots, ["/one", "/two"], "both copies, best first: {all:?}");
+        let only_two = SearchFilter {
+            roots: vec!["/two".into()],
+            ..SearchFilter::default()
+        };
+        let hits = store.vector_search(&shared, 5, &only_two).await.unwrap();
+        assert_eq!(hits.len(), 2, "{hits:?}");
+        assert!(hits.iter().all(|(c, _)| c.root == "/two"));
+        assert_eq!(hits[0].0.symbol, "slugify");
+
+        // A root removed: its vectors stay while the other root uses them, and
+        // unused ones are kept only up to a fraction of the used ones.
+        store.remove_root("/one").await.unwrap();
+        store.optimize().await.unwrap();
+        assert_eq!(store.status().await.unwrap().vectors, 2);
+        store.remove_root("/two").await.unwrap();
+        store.optimize().await.unwrap();
+        assert_eq!(store.status().await.unwrap().vectors, 0);
+    });
+}
+
+/// Writes an index the way schema version 1 did: vectors (f16, nullable)
+/// in a column of the chunks table.
+async fn write_v1_index(db: &Path) {
+    let conn = connect(db).await.unwrap();
+    let mut fields: Vec<arrow_schema::Field> = arrow_rows::chunk_schema(HashMap::new())
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.push(arrow_schema::Field::new(
+        "vector",
+        arrow_schema::DataType::FixedSizeList(
+            Arc::new(arrow_schema::Field::new(
+                "item",
+                arrow_schema::DataType::Float16,
+                true,
+            )),
+            DIM as i32,
+        ),
+        true,
+    ));
+    let mut v1 = meta();
+    v1.schema_version = 1;
+    let schema = Arc::new(arrow_schema::Schema::new_with_metadata(fields, v1.to_map()));
+    let rows = [
+        chunk(
+            "/r",
+            "a.rs",
+            "parse_config",
+            "fn parse_config() {}",
+            [1.0, 0.0, 0.0, 0.0],
+        ),
+        chunk(
+            "/r",
+            "b.rs",
+            "parse_config",
+            "fn parse_config() {}",
+            [1.0, 0.0, 0.0, 0.0],
+        ),
+        chunk("/r", "c.py", "retry", "def retry(): pass", [0.0; DIM]),
+    ];
+    let plain = arrow_rows::chunk_batch(arrow_rows::chunk_schema(HashMap::new()), &rows).unwrap();
+    let values = arrow_array::Float16Array::from_iter_values(
+        rows.iter()
+            .flat_map(|r| r.vector.iter().map(|&x| half::f16::from_f32(x))),
+    );
+    let nulls = arrow_buffer::NullBuffer::from(vec![true, true, false]);
+    let vectors = arrow_array::FixedSizeListArray::try_new(
+        Arc::new(arrow_schema::Field::new(
+            "item",
+            arrow_schema::DataType::Float16,
+            true,
+        )),
+        DIM as i32,
+        Arc::new(values),
+        Some(nulls),
+    )
+    .unwrap();
+    let mut columns = plain.columns().to_vec();
+    columns.push(Arc::new(vectors));
+    let batch = RecordBatch::try_new(schema, columns).unwrap();
+    conn.create_empty_table(FILES_TABLE, arrow_rows::file_schema())
+        .execute()
+        .await
+        .unwrap()
+        .add(
+            arrow_rows::file_batch(&[
+                file("/r", "a.rs", 1),
+                file("/r", "b.rs", 1),
+                file("/r", "c.py", 1),
+            ])
+            .unwrap(),
+        )
+        .execute()
+        .await
+        .unwrap();
+    conn.create_table(CHUNKS_TABLE, batch)
+        .execute()
+        .await
+        .unwrap()
+        .create_index(&["text"], Index::FTS(fts_params()))
+        .execute()
+        .await
+        .unwrap();
+}
+
+#[test]
+fn version_1_indexes_are_upgraded_in_place_even_after_an_interrupted_upgrade() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("db");
+        write_v1_index(&db).await;
+        // An upgrade killed half-way left a partial vectors table behind.
+        connect(&db)
+            .await
+            .unwrap()
+            .create_empty_table(VECTORS_TABLE, arrow_rows::vector_schema(DIM))
+            .execute()
+            .await
+            .unwrap()
+            .add(arrow_rows::vector_batch(DIM, &[("junk", &[0.5; DIM])]).unwrap())
+            .execute()
+            .await
+            .unwrap();
+
+        let store = Store::open_or_create(&db, &meta()).await.unwrap();
+        assert_eq!(store.meta().schema_version, SCHEMA_VERSION);
+        let schema = store.chunks.schema().await.unwrap();
+        assert!(schema.field_with_name("vector").is_err());
+        // One vector per distinct text; the chunk that had none is still pending.
+        let vectors = stored_vectors(&store).await;
+        assert_eq!(vectors.len(), 1, "{vectors:?}");
+        assert_eq!(vectors["h-parse_config"], vec![1.0, 0.0, 0.0, 0.0]);
+        assert_eq!(store.pending_chunks(None).await.unwrap(), 1);
+        assert_eq!(
+            store.files_with_pending_chunks("/r").await.unwrap(),
+            HashSet::from(["c.py".to_string()])
+        );
+        let filter = SearchFilter::default();
+        let near = store
+            .vector_search(&[1.0, 0.0, 0.0, 0.0], 5, &filter)
+            .await
+            .unwrap();
+        let paths: Vec<&str> = near.iter().map(|(c, _)| c.path.as_str()).collect();
+        assert_eq!(paths, ["a.rs", "b.rs"]);
+        let text = store.text_search("retry", 5, &filter).await.unwrap();
+        assert_eq!(text[0].0.path, "c.py", "the full-text index survived");
+        drop(store);
+
+        // Opening again finds version 2 and changes nothing.
+        let store = Store::open(&db).await.unwrap();
+        assert_eq!(store.meta().schema_version, SCHEMA_VERSION);
+        assert_eq!(stored_vectors(&store).await.len(), 1);
+    });
+}
+
+#[test]
+fn one_writer_at_a_time_and_the_lock_survives_a_rebuild() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let first = WriterLock::acquire(&db, || panic!("nobody holds it yet")).unwrap();
+    let (waited_tx, waited_rx) = std::sync::mpsc::channel();
+    let second = std::thread::spawn({
+        let db = db.clone();
+        move || {
+            let lock = WriterLock::acquire(&db, || waited_tx.send(()).unwrap()).unwrap();
+            drop(lock);
+        }
+    });
+    waited_rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the second writer waits");
+    assert!(
+        !second.is_finished(),
+        "it waits while the first holds the lock"
+    );
+
+    // The holder rebuilds: the tables go, the lock stays, and the directory
+    // holding only the lock is an empty index directory.
+    rt().block_on(async {
+        drop(Store::open_or_create(&db, &meta()).await.unwrap());
+        Store::destroy(&db).unwrap();
+        assert!(db.join(WRITER_LOCK).exists());
+        let store = Store::open_or_create(&db, &meta()).await.unwrap();
+        assert_eq!(store.status().await.unwrap().chunks, 0);
+    });
+    drop(first);
+    second.join().unwrap();
+}
+
+#[test]
+fn an_interrupted_creation_starts_over_but_a_damaged_index_is_never_wiped() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("db");
+        drop(Store::open_or_create(&db, &meta()).await.unwrap());
+        // Killed while the chunks table (created last) had no version yet.
+        std::fs::remove_dir_all(db.join("chunks.lance/_versions")).unwrap();
+        let store = Store::open_or_create(&db, &meta()).await.unwrap();
+        assert_eq!(store.status().await.unwrap().chunks, 0);
+        drop(store);
+
+        // A complete index that lost a table is reported, and kept.
+        std::fs::remove_dir_all(db.join("files.lance")).unwrap();
+        let err = Store::open_or_create(&db, &meta()).await.err().unwrap();
+        assert!(matches!(err, StoreError::Damaged { .. }), "{err}");
+        assert!(err.to_string().contains("--rebuild"), "{err}");
+        assert!(db.join("chunks.lance/_versions").exists(), "nothing wiped");
+        // ...until the user asks for a rebuild.
+        Store::destroy(&db).unwrap();
+        drop(Store::open_or_create(&db, &meta()).await.unwrap());
     });
 }
