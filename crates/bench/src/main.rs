@@ -11,11 +11,14 @@
 //! - `quarry-bench ann [ROWS...]`: vector query latency, exact vs ANN, and
 //!   the ANN's recall;
 //! - `quarry-bench scale [--peak-gflops N] [--searchable-only] DIR`: the whole
-//!   pipeline on a large code base, in one table.
+//!   pipeline on a large code base, in one table;
+//! - `quarry-bench recall DB [QUERIES]`: ANN settings' recall and latency on an
+//!   existing index, and end-to-end search time by stage.
 
 mod ann;
 mod cosqa;
 mod embed;
+mod recall;
 mod scale;
 
 use std::path::{Path, PathBuf};
@@ -129,6 +132,15 @@ fn main() -> Result<()> {
         }
         let tree = tree.context(usage)?;
         return runtime.block_on(scale::run(&tree, &embedder, &args));
+    }
+    if raw.first().map(String::as_str) == Some("recall") {
+        let usage = "usage: quarry-bench recall DB [QUERIES]";
+        let db = raw.get(1).context(usage)?;
+        let queries = match raw.get(2) {
+            Some(n) => n.parse().context(usage)?,
+            None => 100,
+        };
+        return runtime.block_on(recall::run(Path::new(db), &embedder, queries));
     }
     if raw.first().map(String::as_str) == Some("eval-cosqa") {
         let [_, data, work] = raw.as_slice() else {

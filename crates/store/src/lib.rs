@@ -311,6 +311,7 @@ pub struct Store {
     has_text_index: AtomicBool,
     /// Row count from which [`Store::optimize`] builds an ANN vector index.
     ann_min_rows: usize,
+    ann_params: AnnParams,
     _conn: Connection,
 }
 
@@ -319,10 +320,27 @@ pub struct Store {
 /// exact search grows linearly with the index.
 pub const ANN_MIN_ROWS: usize = 20_000;
 
-/// How many candidates per requested result the ANN search re-ranks with the
-/// exact vectors (LanceDB's refine factor): recall close to exact search for
-/// little extra time.
-const ANN_REFINE_FACTOR: u32 = 4;
+/// How an ANN vector query trades recall for time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnnParams {
+    /// IVF partitions searched; `None` leaves it to LanceDB's adaptive probing.
+    pub nprobes: Option<usize>,
+    /// HNSW search breadth within a partition; `None`: LanceDB's default.
+    pub ef: Option<usize>,
+    /// Candidates per requested result re-ranked with the stored vectors.
+    pub refine_factor: u32,
+}
+
+impl Default for AnnParams {
+    /// Chosen with `quarry-bench recall` on a 186k-chunk index (README).
+    fn default() -> Self {
+        Self {
+            nprobes: None,
+            ef: None,
+            refine_factor: 4,
+        }
+    }
+}
 
 impl Store {
     /// Opens the index at `dir`, creating it when the directory is missing or
@@ -387,6 +405,7 @@ impl Store {
             pending: Mutex::new(None),
             has_text_index: AtomicBool::new(false),
             ann_min_rows: ANN_MIN_ROWS,
+            ann_params: AnnParams::default(),
             _conn: conn,
         })
     }
@@ -426,6 +445,7 @@ impl Store {
             pending: Mutex::new(None),
             has_text_index: AtomicBool::new(false),
             ann_min_rows: ANN_MIN_ROWS,
+            ann_params: AnnParams::default(),
             _conn: conn,
         })
     }
@@ -451,6 +471,12 @@ impl Store {
     /// (default [`ANN_MIN_ROWS`]); for benchmarks and tests.
     pub fn set_ann_min_rows(&mut self, rows: usize) {
         self.ann_min_rows = rows;
+    }
+
+    /// Changes how ANN queries trade recall for time (default
+    /// [`AnnParams::default`]); for benchmarks.
+    pub fn set_ann_params(&mut self, params: AnnParams) {
+        self.ann_params = params;
     }
 
     /// Whether the vectors have an ANN index.
@@ -832,7 +858,17 @@ impl Store {
         query = if exact {
             query.bypass_vector_index()
         } else {
-            query.refine_factor(ANN_REFINE_FACTOR)
+            let params = self.ann_params;
+            query = query.refine_factor(params.refine_factor);
+            if let Some(nprobes) = params.nprobes {
+                query = query
+                    .nprobes(nprobes)
+                    .map_err(lance("building the vector query"))?;
+            }
+            if let Some(ef) = params.ef {
+                query = query.ef(ef);
+            }
+            query
         };
         let batches = collect(&query, "running the vector query").await?;
         let mut out = Vec::new();

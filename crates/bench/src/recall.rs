@@ -1,0 +1,123 @@
+//! `quarry-bench recall DB`: on an existing index with an ANN index, how
+//! each ANN setting trades recall@10 (against exact search) for latency,
+//! with queries made from the index's own symbols — the evidence behind
+//! `AnnParams::default`. Also times end-to-end text searches with the
+//! default setting, stage by stage.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use quarry_models::Embedder;
+use quarry_search::{Mode, SearchRequest, Timings};
+use quarry_store::{AnnParams, SearchFilter, Store};
+
+use crate::percentile;
+
+/// Runs every setting on `queries` symbol queries; prints Markdown tables.
+pub async fn run(db: &Path, embedder: &Embedder, queries: usize) -> Result<()> {
+    let mut store = Store::open(db).await?;
+    if !store.has_vector_index().await? {
+        bail!("{} has no ANN index yet", db.display());
+    }
+    let prints = store.chunk_fingerprints().await?;
+    let queries: Vec<String> = prints
+        .iter()
+        .filter(|p| !p.2.is_empty())
+        .step_by((prints.len() / queries.max(1)).max(1))
+        .take(queries)
+        .map(|p| quarry_search::query::split_identifier(&p.2).join(" "))
+        .collect();
+    let vectors = queries
+        .iter()
+        .map(|q| embedder.embed_query(q))
+        .collect::<Result<Vec<_>, _>>()?;
+    let filter = SearchFilter::default();
+    let mut exact_ms = Vec::new();
+    let mut truth = Vec::new();
+    for v in &vectors {
+        let started = Instant::now();
+        let hits = store.vector_search_exact(v, 10, &filter).await?;
+        exact_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+        truth.push(hits.into_iter().map(|(c, _)| c.id).collect::<Vec<_>>());
+    }
+    exact_ms.sort_by(f64::total_cmp);
+    let status = store.status().await?;
+    println!(
+        "\n`{}`: {} chunks, {} vectors; {} queries; exact search p50 {:.1} ms, p95 {:.1} ms\n",
+        db.display(),
+        status.chunks,
+        status.vectors,
+        queries.len(),
+        percentile(&exact_ms, 0.5),
+        percentile(&exact_ms, 0.95)
+    );
+    println!("| nprobes | ef | refine | p50 ms | p95 ms | recall@10 |");
+    println!("|---|---|---|---|---|---|");
+    let settings = [
+        (None, None, 4),
+        (None, None, 10),
+        (Some(40), None, 4),
+        (Some(80), None, 4),
+        (None, Some(200), 4),
+        (Some(40), Some(200), 10),
+        (Some(80), Some(300), 10),
+    ];
+    for (nprobes, ef, refine_factor) in settings {
+        store.set_ann_params(AnnParams {
+            nprobes,
+            ef,
+            refine_factor,
+        });
+        let (mut ms, mut found, mut total) = (Vec::new(), 0, 0);
+        for (v, want) in vectors.iter().zip(&truth) {
+            let started = Instant::now();
+            let hits = store.vector_search(v, 10, &filter).await?;
+            ms.push(started.elapsed().as_secs_f64() * 1000.0);
+            found += hits.iter().filter(|(c, _)| want.contains(&c.id)).count();
+            total += want.len();
+        }
+        ms.sort_by(f64::total_cmp);
+        let show = |v: Option<usize>| v.map_or("auto".to_string(), |n| n.to_string());
+        println!(
+            "| {} | {} | {refine_factor} | {:.1} | {:.1} | {:.3} |",
+            show(nprobes),
+            show(ef),
+            percentile(&ms, 0.5),
+            percentile(&ms, 0.95),
+            found as f64 / total.max(1) as f64
+        );
+    }
+
+    // End to end with the defaults, stage by stage (medians).
+    store.set_ann_params(AnnParams::default());
+    let mut runs: Vec<Timings> = Vec::new();
+    for query in &queries {
+        let mut request = SearchRequest::new(query.clone());
+        request.mode = Mode::Text;
+        runs.push(
+            quarry_search::search(&store, embedder, &request)
+                .await?
+                .timings,
+        );
+    }
+    let sorted = |f: fn(&Timings) -> f64| {
+        let mut v: Vec<f64> = runs.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v
+    };
+    let median = |f: fn(&Timings) -> f64| percentile(&sorted(f), 0.5);
+    println!(
+        "\nEnd-to-end text search, default setting, medians: total {:.1} ms (p95 {:.1}); \
+         embed {:.1}, vector {:.1}, full-text {:.1}, symbols {:.1}, pending count {:.1}, fusion {:.1}",
+        median(|t| t.total_ms),
+        percentile(&sorted(|t| t.total_ms), 0.95),
+        median(|t| t.embed_ms),
+        median(|t| t.dense_ms),
+        median(|t| t.lexical_ms),
+        median(|t| t.symbols_ms),
+        median(|t| t.pending_ms),
+        median(|t| t.fuse_ms)
+    );
+    Ok(())
+}
