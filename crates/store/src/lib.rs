@@ -43,9 +43,9 @@ const FILES_TABLE: &str = "files";
 const VECTORS_TABLE: &str = "vectors";
 /// The file [`WriterLock`] locks, inside the index directory.
 const WRITER_LOCK: &str = ".quarry-writer.lock";
-/// Suffix of a table being deleted (renamed first, so deletion is atomic);
-/// leftovers of a killed deletion are removed when the index is next opened.
-const TRASH_SUFFIX: &str = ".quarry-trash";
+/// Present while an index is being created or destroyed (a rebuild): a
+/// directory holding it is half-made or half-deleted and starts over.
+const CREATING_MARKER: &str = ".quarry-creating";
 const META_SCHEMA_VERSION: &str = "quarry.schema_version";
 const META_MODEL: &str = "quarry.model";
 const META_DIM: &str = "quarry.dim";
@@ -343,8 +343,10 @@ impl Default for AnnParams {
 }
 
 impl Store {
-    /// Opens the index at `dir`, creating it when the directory is missing or
-    /// empty. An existing index must have been written with `meta`'s model.
+    /// Opens the index at `dir`, creating it when the directory is missing,
+    /// empty, or left half-made by an interrupted creation (callers that may
+    /// run beside another writer hold the [`WriterLock`]). An existing index
+    /// must have been written with `meta`'s model.
     pub async fn open_or_create(dir: &Path, meta: &IndexMeta) -> Result<Self> {
         match Self::open(dir).await {
             Ok(store) => {
@@ -360,7 +362,7 @@ impl Store {
     pub async fn open(dir: &Path) -> Result<Self> {
         let state = inspect_dir(dir)?;
         match state {
-            DirState::Missing | DirState::Empty => {
+            DirState::Missing | DirState::Empty | DirState::Creating => {
                 return Err(StoreError::Missing {
                     dir: dir.to_path_buf(),
                 })
@@ -416,11 +418,13 @@ impl Store {
             path: dir.to_path_buf(),
             source,
         })?;
+        // Until every table exists, the marker says the directory is
+        // half-made; what an interrupted creation left goes first.
+        mark_creating(dir)?;
+        remove_index_files(dir)?;
         let conn = connect(dir).await?;
         let chunk_schema = arrow_rows::chunk_schema(meta.to_map());
         let file_schema = arrow_rows::file_schema();
-        // The chunks table is created last: a directory without it is
-        // recognised as an interrupted creation and recreated.
         let files = conn
             .create_empty_table(FILES_TABLE, file_schema)
             .execute()
@@ -436,6 +440,12 @@ impl Store {
             .execute()
             .await
             .map_err(lance("creating the chunks table"))?;
+        let marker = dir.join(CREATING_MARKER);
+        std::fs::remove_file(&marker).map_err(|source| StoreError::Io {
+            action: "finishing the creation of",
+            path: marker,
+            source,
+        })?;
         Ok(Self {
             dir: dir.to_path_buf(),
             meta: meta.clone(),
@@ -500,43 +510,11 @@ impl Store {
                 dir: dir.to_path_buf(),
                 reason,
             }),
-            DirState::Empty | DirState::Quarry | DirState::Damaged(_) => {
-                // Everything but the write lock, which the caller may hold.
-                // The chunks table goes first, in one atomic rename: a rebuild
-                // killed half-way leaves what reads as an interrupted
-                // creation, never a damaged index.
-                let chunks = dir.join(format!("{CHUNKS_TABLE}.lance"));
-                if chunks.exists() {
-                    let trash = dir.join(format!("{CHUNKS_TABLE}{TRASH_SUFFIX}"));
-                    std::fs::rename(&chunks, &trash).map_err(|source| StoreError::Io {
-                        action: "removing index",
-                        path: chunks,
-                        source,
-                    })?;
-                }
-                let entries: Vec<PathBuf> = std::fs::read_dir(dir)
-                    .map_err(|source| StoreError::Io {
-                        action: "listing",
-                        path: dir.to_path_buf(),
-                        source,
-                    })?
-                    .flatten()
-                    .filter(|e| e.file_name() != WRITER_LOCK)
-                    .map(|e| e.path())
-                    .collect();
-                for path in entries {
-                    let removed = if path.is_dir() {
-                        std::fs::remove_dir_all(&path)
-                    } else {
-                        std::fs::remove_file(&path)
-                    };
-                    removed.map_err(|source| StoreError::Io {
-                        action: "removing index",
-                        path,
-                        source,
-                    })?;
-                }
-                Ok(())
+            DirState::Empty | DirState::Creating | DirState::Quarry | DirState::Damaged(_) => {
+                // The marker goes first: a rebuild killed half-way leaves a
+                // directory that starts over, never a damaged index.
+                mark_creating(dir)?;
+                remove_index_files(dir)
             }
         }
     }
@@ -1350,10 +1328,51 @@ async fn connect(dir: &Path) -> Result<Connection> {
 enum DirState {
     Missing,
     Empty,
+    /// Being created or rebuilt by a writer, or left so by one that died;
+    /// the next writer starts over.
+    Creating,
     Quarry,
     /// Quarry's tables, but not all of them (lost or deleted by hand).
     Damaged(String),
     Foreign(String),
+}
+
+/// Writes the marker of a creation (or rebuild) in progress.
+fn mark_creating(dir: &Path) -> Result<()> {
+    std::fs::write(dir.join(CREATING_MARKER), b"").map_err(|source| StoreError::Io {
+        action: "marking the creation of",
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+/// Removes everything in an index directory but its write lock (which the
+/// caller may hold) and the creation marker (removed once creation is done).
+fn remove_index_files(dir: &Path) -> Result<()> {
+    let io = |path: PathBuf| {
+        move |source| StoreError::Io {
+            action: "removing index",
+            path,
+            source,
+        }
+    };
+    for entry in std::fs::read_dir(dir)
+        .map_err(io(dir.to_path_buf()))?
+        .flatten()
+    {
+        let name = entry.file_name();
+        if name == WRITER_LOCK || name == CREATING_MARKER {
+            continue;
+        }
+        let path = entry.path();
+        let removed = if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        removed.map_err(io(path))?;
+    }
+    Ok(())
 }
 
 fn inspect_dir(dir: &Path) -> Result<DirState> {
@@ -1380,19 +1399,18 @@ fn inspect_dir(dir: &Path) -> Result<DirState> {
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|name| name != WRITER_LOCK)
-        .filter(|name| {
-            let trash = name.ends_with(TRASH_SUFFIX);
-            if trash {
-                // Best effort: a failure leaves it for next time.
-                let _ = std::fs::remove_dir_all(dir.join(name));
-            }
-            !trash
-        })
         .collect();
+    if entries.iter().any(|e| e == CREATING_MARKER) {
+        return Ok(DirState::Creating);
+    }
     if entries.is_empty() {
         return Ok(DirState::Empty);
     }
-    let has = |name: &str| entries.iter().any(|e| e == &format!("{name}.lance"));
+    let table = |e: &String| {
+        [FILES_TABLE, VECTORS_TABLE, CHUNKS_TABLE]
+            .iter()
+            .any(|t| e == &format!("{t}.lance"))
+    };
     // A table counts once its first version is committed.
     let committed = |name: &str| {
         std::fs::read_dir(dir.join(format!("{name}.lance")).join("_versions"))
@@ -1404,28 +1422,14 @@ fn inspect_dir(dir: &Path) -> Result<DirState> {
     if committed(CHUNKS_TABLE) && committed(FILES_TABLE) {
         return Ok(DirState::Quarry);
     }
-    let ours = [FILES_TABLE, VECTORS_TABLE, CHUNKS_TABLE];
-    if !committed(CHUNKS_TABLE)
-        && entries
-            .iter()
-            .all(|e| ours.iter().any(|t| e == &format!("{t}.lance")))
-    {
-        // Creation was interrupted before the chunks table (created last)
-        // was committed: start again.
-        for table in ours.iter().filter(|t| has(t)) {
-            std::fs::remove_dir_all(dir.join(format!("{table}.lance"))).map_err(|source| {
-                StoreError::Io {
-                    action: "cleaning an interrupted index creation in",
-                    path: dir.to_path_buf(),
-                    source,
-                }
-            })?;
-        }
+    if entries.len() == 1 && entries[0] == format!("{FILES_TABLE}.lance") {
+        // Left by a creation of a Quarry from before the marker.
+        remove_index_files(dir)?;
         return Ok(DirState::Empty);
     }
-    if committed(CHUNKS_TABLE) {
+    if entries.iter().all(table) {
         return Ok(DirState::Damaged(
-            "its chunks table has no files table beside it".into(),
+            "its tables are incomplete (a table or its versions are missing)".into(),
         ));
     }
     Ok(DirState::Foreign(format!(

@@ -698,12 +698,32 @@ fn an_interrupted_creation_starts_over_but_a_damaged_index_is_never_wiped() {
     rt().block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("db");
-        drop(Store::open_or_create(&db, &meta()).await.unwrap());
-        // Killed while the chunks table (created last) had no version yet.
-        std::fs::remove_dir_all(db.join("chunks.lance/_versions")).unwrap();
         let store = Store::open_or_create(&db, &meta()).await.unwrap();
-        assert_eq!(store.status().await.unwrap().chunks, 0);
+        store
+            .replace_files("/r", &["a.rs".into()], &[file("/r", "a.rs", 1)], &[])
+            .await
+            .unwrap();
         drop(store);
+        // Killed while a rebuild was creating the chunks table: readers see no
+        // index yet, the next writer starts over.
+        std::fs::write(db.join(CREATING_MARKER), b"").unwrap();
+        std::fs::remove_dir_all(db.join("chunks.lance/_versions")).unwrap();
+        assert!(matches!(
+            Store::open(&db).await.err().unwrap(),
+            StoreError::Missing { .. }
+        ));
+        let store = Store::open_or_create(&db, &meta()).await.unwrap();
+        assert_eq!(store.status().await.unwrap().files, 0);
+        assert!(!db.join(CREATING_MARKER).exists());
+        drop(store);
+
+        // Without the marker, lost versions are damage: reported, and kept.
+        std::fs::remove_dir_all(db.join("chunks.lance/_versions")).unwrap();
+        let err = Store::open_or_create(&db, &meta()).await.err().unwrap();
+        assert!(matches!(err, StoreError::Damaged { .. }), "{err}");
+        assert!(db.join("files.lance").exists(), "nothing wiped");
+        Store::destroy(&db).unwrap();
+        drop(Store::open_or_create(&db, &meta()).await.unwrap());
 
         // A complete index that lost a table is reported, and kept.
         std::fs::remove_dir_all(db.join("files.lance")).unwrap();
