@@ -9,7 +9,7 @@
 use std::time::Instant;
 
 use anyhow::Result;
-use quarry_store::{ChunkRow, FileRow, IndexMeta, SearchFilter, Store, StoredChunk};
+use quarry_store::{ChunkRow, FileRow, IndexMeta, Store, StoredChunk};
 
 const DIM: usize = 384;
 const ROWS_PER_FILE: usize = 20;
@@ -130,37 +130,19 @@ pub async fn measure(size: usize, queries: usize) -> Result<AnnRow> {
     }
     store.optimize().await?;
     let qs: Vec<Vec<f32>> = (0..queries).map(|_| rng.vector(&centres)).collect();
-    let filter = SearchFilter::default();
-    let mut exact_ms = Vec::new();
-    let mut truth = Vec::new();
-    for q in &qs {
-        let started = Instant::now();
-        let hits = store.vector_search_exact(q, 10, &filter).await?;
-        exact_ms.push(started.elapsed().as_secs_f64() * 1000.0);
-        truth.push(hits.into_iter().map(|(c, _)| c.id).collect::<Vec<_>>());
-    }
+    let (exact_ms, truth) = crate::exact_top10(&store, &qs).await?;
     store.set_ann_min_rows(0);
     let started = Instant::now();
     store.optimize().await?;
     let build_s = started.elapsed().as_secs_f64();
-    let mut ann_ms = Vec::new();
-    let (mut found, mut total) = (0, 0);
-    for (q, want) in qs.iter().zip(&truth) {
-        let started = Instant::now();
-        let hits = store.vector_search(q, 10, &filter).await?;
-        ann_ms.push(started.elapsed().as_secs_f64() * 1000.0);
-        found += hits.iter().filter(|(c, _)| want.contains(&c.id)).count();
-        total += want.len();
-    }
-    exact_ms.sort_by(f64::total_cmp);
-    ann_ms.sort_by(f64::total_cmp);
+    let (ann_ms, recall) = crate::ann_top10(&store, &qs, &truth).await?;
     Ok(AnnRow {
         size,
         exact_p50_ms: crate::percentile(&exact_ms, 0.5),
         exact_p95_ms: crate::percentile(&exact_ms, 0.95),
         ann_p50_ms: crate::percentile(&ann_ms, 0.5),
         ann_p95_ms: crate::percentile(&ann_ms, 0.95),
-        recall: found as f64 / total.max(1) as f64,
+        recall,
         build_s,
     })
 }

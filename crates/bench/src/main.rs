@@ -319,6 +319,41 @@ fn symbol_queries(chunks: &[quarry_chunk::Chunk], n: usize) -> Vec<String> {
         .collect()
 }
 
+/// Exact top-10 vector search for each query: the latencies in ms
+/// (ascending) and the result ids, the ground truth for ANN recall.
+async fn exact_top10(store: &Store, vectors: &[Vec<f32>]) -> Result<(Vec<f64>, Vec<Vec<String>>)> {
+    let filter = quarry_store::SearchFilter::default();
+    let (mut ms, mut truth) = (Vec::new(), Vec::new());
+    for v in vectors {
+        let started = Instant::now();
+        let hits = store.vector_search_exact(v, 10, &filter).await?;
+        ms.push(started.elapsed().as_secs_f64() * 1000.0);
+        truth.push(hits.into_iter().map(|(c, _)| c.id).collect());
+    }
+    ms.sort_by(f64::total_cmp);
+    Ok((ms, truth))
+}
+
+/// Default (ANN when indexed) top-10 vector search for each query: the
+/// latencies in ms (ascending) and the recall@10 against `truth`.
+async fn ann_top10(
+    store: &Store,
+    vectors: &[Vec<f32>],
+    truth: &[Vec<String>],
+) -> Result<(Vec<f64>, f64)> {
+    let filter = quarry_store::SearchFilter::default();
+    let (mut ms, mut found, mut total) = (Vec::new(), 0, 0);
+    for (v, want) in vectors.iter().zip(truth) {
+        let started = Instant::now();
+        let hits = store.vector_search(v, 10, &filter).await?;
+        ms.push(started.elapsed().as_secs_f64() * 1000.0);
+        found += hits.iter().filter(|(c, _)| want.contains(&c.id)).count();
+        total += want.len();
+    }
+    ms.sort_by(f64::total_cmp);
+    Ok((ms, found as f64 / total.max(1) as f64))
+}
+
 /// End-to-end text-mode `search()` latency of each query, in ms, ascending.
 async fn text_query_latencies(
     store: &Store,

@@ -5,12 +5,11 @@
 //! default setting, stage by stage.
 
 use std::path::Path;
-use std::time::Instant;
 
 use anyhow::{bail, Result};
 use quarry_models::Embedder;
 use quarry_search::{Mode, SearchRequest, Timings};
-use quarry_store::{AnnParams, SearchFilter, Store};
+use quarry_store::{AnnParams, Store};
 
 use crate::percentile;
 
@@ -32,16 +31,7 @@ pub async fn run(db: &Path, embedder: &Embedder, queries: usize) -> Result<()> {
         .iter()
         .map(|q| embedder.embed_query(q))
         .collect::<Result<Vec<_>, _>>()?;
-    let filter = SearchFilter::default();
-    let mut exact_ms = Vec::new();
-    let mut truth = Vec::new();
-    for v in &vectors {
-        let started = Instant::now();
-        let hits = store.vector_search_exact(v, 10, &filter).await?;
-        exact_ms.push(started.elapsed().as_secs_f64() * 1000.0);
-        truth.push(hits.into_iter().map(|(c, _)| c.id).collect::<Vec<_>>());
-    }
-    exact_ms.sort_by(f64::total_cmp);
+    let (exact_ms, truth) = crate::exact_top10(&store, &vectors).await?;
     let status = store.status().await?;
     println!(
         "\n`{}`: {} chunks, {} vectors; {} queries; exact search p50 {:.1} ms, p95 {:.1} ms\n",
@@ -69,15 +59,7 @@ pub async fn run(db: &Path, embedder: &Embedder, queries: usize) -> Result<()> {
             ef,
             refine_factor,
         });
-        let (mut ms, mut found, mut total) = (Vec::new(), 0, 0);
-        for (v, want) in vectors.iter().zip(&truth) {
-            let started = Instant::now();
-            let hits = store.vector_search(v, 10, &filter).await?;
-            ms.push(started.elapsed().as_secs_f64() * 1000.0);
-            found += hits.iter().filter(|(c, _)| want.contains(&c.id)).count();
-            total += want.len();
-        }
-        ms.sort_by(f64::total_cmp);
+        let (ms, recall) = crate::ann_top10(&store, &vectors, &truth).await?;
         let show = |v: Option<usize>| v.map_or("auto".to_string(), |n| n.to_string());
         println!(
             "| {} | {} | {refine_factor} | {:.1} | {:.1} | {:.3} |",
@@ -85,7 +67,7 @@ pub async fn run(db: &Path, embedder: &Embedder, queries: usize) -> Result<()> {
             show(ef),
             percentile(&ms, 0.5),
             percentile(&ms, 0.95),
-            found as f64 / total.max(1) as f64
+            recall
         );
     }
 

@@ -11,7 +11,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use quarry_index::{walk, IndexOptions, IndexProgress};
 use quarry_models::{Embedder, DEFAULT_MODEL};
-use quarry_store::{IndexMeta, SearchFilter, Store};
+use quarry_store::{IndexMeta, Store};
 
 use crate::{
     collect_chunks, peak_rss_mib, percentile, symbol_queries, text_query_latencies, Tokens,
@@ -132,25 +132,12 @@ pub async fn run(tree: &Path, embedder: &Embedder, args: &ScaleArgs) -> Result<(
     let symbols = symbol_queries(&sample, args.queries);
     let e2e = text_query_latencies(&store, embedder, &symbols).await?;
     // Vector search alone: exact scan vs the ANN index, and the ANN's recall@10.
-    let filter = SearchFilter::default();
-    let (mut exact_ms, mut ann_ms, mut found, mut want_total) = (Vec::new(), Vec::new(), 0, 0);
-    for q in &symbols {
-        let v = embedder.embed_query(q)?;
-        let t = Instant::now();
-        let exact = store.vector_search_exact(&v, 10, &filter).await?;
-        exact_ms.push(t.elapsed().as_secs_f64() * 1000.0);
-        let t = Instant::now();
-        let ann = store.vector_search(&v, 10, &filter).await?;
-        ann_ms.push(t.elapsed().as_secs_f64() * 1000.0);
-        let ids: Vec<&str> = exact.iter().map(|(c, _)| c.id.as_str()).collect();
-        found += ann
-            .iter()
-            .filter(|(c, _)| ids.contains(&c.id.as_str()))
-            .count();
-        want_total += ids.len();
-    }
-    exact_ms.sort_by(f64::total_cmp);
-    ann_ms.sort_by(f64::total_cmp);
+    let vectors = symbols
+        .iter()
+        .map(|q| embedder.embed_query(q))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (exact_ms, truth) = crate::exact_top10(&store, &vectors).await?;
+    let (ann_ms, recall) = crate::ann_top10(&store, &vectors, &truth).await?;
     let has_ann = store.has_vector_index().await?;
     // Indexing and querying the tree; the synthetic tables below come after.
     let peak_rss = peak_rss_mib();
@@ -205,7 +192,7 @@ pub async fn run(tree: &Path, embedder: &Embedder, args: &ScaleArgs) -> Result<(
         },
         percentile(&ann_ms, 0.5),
         percentile(&ann_ms, 0.95),
-        found as f64 / want_total.max(1) as f64
+        recall
     );
     println!(
         "| index size / source size | {:.1} MB / {:.1} MB = {:.2} |",
