@@ -308,12 +308,7 @@ pub async fn index_root(
     options.check_cancelled()?;
     on_progress(IndexProgress::Optimizing);
     store.optimize().await?;
-    let status = store.status().await?;
-    report.chunks_total = status
-        .roots
-        .iter()
-        .find(|r| r.root == root)
-        .map_or(0, |r| r.chunks);
+    report.chunks_total = store.chunks_under(&root).await?;
     report.chunks_pending = store.pending_chunks(Some(&root)).await?;
     report.skipped.sort_by(|a, b| a.path.cmp(&b.path));
     report.lossy_files.sort();

@@ -578,13 +578,8 @@ impl Store {
         files: &[FileRow],
         chunks: &[ChunkRow],
     ) -> Result<()> {
-        for chunk in chunks {
-            if !chunk.vector.is_empty() && chunk.vector.len() != self.meta.dim {
-                return Err(StoreError::Dimension {
-                    got: chunk.vector.len(),
-                    expected: self.meta.dim,
-                });
-            }
+        for chunk in chunks.iter().filter(|c| !c.vector.is_empty()) {
+            self.check_dim(&chunk.vector)?;
         }
         // Chunks first, file records last: an interrupted write leaves a
         // file whose record is stale, so the next run re-indexes it.
@@ -628,6 +623,17 @@ impl Store {
         Ok(())
     }
 
+    /// Refuses a vector of another length than the index's.
+    fn check_dim(&self, vector: &[f32]) -> Result<()> {
+        if vector.len() == self.meta.dim {
+            return Ok(());
+        }
+        Err(StoreError::Dimension {
+            got: vector.len(),
+            expected: self.meta.dim,
+        })
+    }
+
     /// Stores the vectors of texts, keyed by the texts' hashes (the chunks'
     /// `content_hash`), in one commit. Callers pass hashes that have no vector
     /// yet ([`Store::vector_hashes`]); a duplicate is harmless (searches use
@@ -636,11 +642,8 @@ impl Store {
         if vectors.is_empty() {
             return Ok(());
         }
-        if let Some((_, bad)) = vectors.iter().find(|(_, v)| v.len() != self.meta.dim) {
-            return Err(StoreError::Dimension {
-                got: bad.len(),
-                expected: self.meta.dim,
-            });
+        for (_, vector) in vectors {
+            self.check_dim(vector)?;
         }
         let rows: Vec<(&str, &[f32])> = vectors
             .iter()
@@ -730,7 +733,7 @@ impl Store {
             }
         }
         let pending = referenced.iter().filter(|h| !hashes.contains(*h)).count();
-        let vectors = hashes.len().min(referenced.len());
+        let vectors = referenced.len() - pending;
         // The ANN index is trained once every chunk has its vector, so its
         // partitions fit the whole code base; later optimisations fold new
         // vectors into it, and vectors not yet in it are still searched
@@ -794,12 +797,7 @@ impl Store {
         filter: &SearchFilter,
         exact: bool,
     ) -> Result<Vec<(StoredChunk, f32)>> {
-        if vector.len() != self.meta.dim {
-            return Err(StoreError::Dimension {
-                got: vector.len(),
-                expected: self.meta.dim,
-            });
-        }
+        self.check_dim(vector)?;
         // Nearest texts first, then their chunks. Identical chunks share a
         // vector and filters apply to chunks, so ask for more texts than
         // results, and widen the search while filters leave too few.
@@ -1005,17 +1003,20 @@ impl Store {
 
     /// Number of chunks written but not embedded yet (under `root`, or anywhere).
     pub async fn pending_chunks(&self, root: Option<&str>) -> Result<usize> {
-        let versions = (
-            self.chunks
-                .version()
-                .await
-                .map_err(lance("reading the version"))?,
-            self.vectors
-                .version()
-                .await
-                .map_err(lance("reading the version"))?,
-        );
-        if root.is_none() {
+        let versions = match root {
+            Some(_) => None,
+            None => Some((
+                self.chunks
+                    .version()
+                    .await
+                    .map_err(lance("reading the version"))?,
+                self.vectors
+                    .version()
+                    .await
+                    .map_err(lance("reading the version"))?,
+            )),
+        };
+        if let Some(versions) = versions {
             if let Some((at, count)) = *self.pending.lock().unwrap_or_else(|e| e.into_inner()) {
                 if at == versions {
                     return Ok(count);
@@ -1037,7 +1038,7 @@ impl Store {
                 .filter(|h| !hashes.contains(*h))
                 .count();
         }
-        if root.is_none() {
+        if let Some(versions) = versions {
             *self.pending.lock().unwrap_or_else(|e| e.into_inner()) = Some((versions, count));
         }
         Ok(count)
@@ -1065,6 +1066,14 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// Number of chunks under `root`.
+    pub async fn chunks_under(&self, root: &str) -> Result<usize> {
+        self.chunks
+            .count_rows(Some(format!("root = {}", sql_str(root))))
+            .await
+            .map_err(lance("counting chunks"))
     }
 
     /// The distinct text hashes of the chunks (under `root`, or anywhere).
