@@ -161,6 +161,39 @@ pub(crate) fn grammar(name: &str) -> Option<Language> {
     Some(lang)
 }
 
+/// The highlight queries of a grammar, as its crate ships them; a grammar
+/// that extends another (TypeScript of JavaScript, C++ of C) comes after
+/// the one it extends, as tree-sitter's highlighter combines them.
+pub(crate) fn highlight_queries(grammar: &str) -> Vec<&'static str> {
+    match grammar {
+        "rust" => vec![tree_sitter_rust::HIGHLIGHTS_QUERY],
+        "python" => vec![tree_sitter_python::HIGHLIGHTS_QUERY],
+        "javascript" => vec![
+            tree_sitter_javascript::HIGHLIGHT_QUERY,
+            tree_sitter_javascript::JSX_HIGHLIGHT_QUERY,
+        ],
+        "typescript" => vec![
+            tree_sitter_typescript::HIGHLIGHTS_QUERY,
+            tree_sitter_javascript::HIGHLIGHT_QUERY,
+        ],
+        "tsx" => vec![
+            tree_sitter_typescript::HIGHLIGHTS_QUERY,
+            tree_sitter_javascript::HIGHLIGHT_QUERY,
+            tree_sitter_javascript::JSX_HIGHLIGHT_QUERY,
+        ],
+        "go" => vec![tree_sitter_go::HIGHLIGHTS_QUERY],
+        "java" => vec![tree_sitter_java::HIGHLIGHTS_QUERY],
+        "c" => vec![tree_sitter_c::HIGHLIGHT_QUERY],
+        "cpp" => vec![
+            tree_sitter_cpp::HIGHLIGHT_QUERY,
+            tree_sitter_c::HIGHLIGHT_QUERY,
+        ],
+        "ruby" => vec![tree_sitter_ruby::HIGHLIGHTS_QUERY],
+        "php" => vec![tree_sitter_php::HIGHLIGHTS_QUERY],
+        _ => Vec::new(),
+    }
+}
+
 pub(crate) fn spec(name: &str) -> Option<&'static LangSpec> {
     LANGUAGES.iter().find(|l| l.name == name)
 }

@@ -7,11 +7,13 @@
 //! the per-language symbol conventions.
 
 mod extract;
+mod highlight;
 mod languages;
 
 use std::path::Path;
 
 use extract::{Def, DefKind};
+pub use highlight::{check_highlight_queries, highlight, Token, CLASSES, MAX_HIGHLIGHT_BYTES};
 
 /// What kind of code a chunk holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
