@@ -46,6 +46,11 @@ const WRITER_LOCK: &str = ".quarry-writer.lock";
 /// Present while an index is being created or destroyed (a rebuild): a
 /// directory holding it is half-made or half-deleted and starts over.
 const CREATING_MARKER: &str = ".quarry-creating";
+/// When each root's last indexing run finished (JSON: root → Unix seconds).
+/// A side file, not a table: it is advisory, written once per run, and an
+/// index without it (older, or a lost write) only shows "never" until the
+/// next run.
+const INDEXED_AT_FILE: &str = ".quarry-indexed-at.json";
 const META_SCHEMA_VERSION: &str = "quarry.schema_version";
 const META_MODEL: &str = "quarry.model";
 const META_DIM: &str = "quarry.dim";
@@ -205,6 +210,8 @@ pub struct RootStatus {
     pub files: usize,
     /// Chunks under it.
     pub chunks: usize,
+    /// Unix seconds when its last indexing run finished, if known.
+    pub last_indexed: Option<u64>,
 }
 
 /// A summary of the whole index, for `quarry status`.
@@ -706,7 +713,22 @@ impl Store {
             .delete(predicate.as_str())
             .await
             .map_err(lance("removing a root's files"))?;
+        let mut indexed_at = read_indexed_at(&self.dir);
+        if indexed_at.remove(root).is_some() {
+            write_indexed_at(&self.dir, &indexed_at)?;
+        }
         Ok(())
+    }
+
+    /// Records that an indexing run of `root` finished now (shown as "last
+    /// indexed" by `quarry status` and the app).
+    pub fn record_indexed(&self, root: &str) -> Result<()> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut indexed_at = read_indexed_at(&self.dir);
+        indexed_at.insert(root.to_string(), now);
+        write_indexed_at(&self.dir, &indexed_at)
     }
 
     /// Builds or refreshes the full-text index, builds the ANN index once
@@ -1154,6 +1176,7 @@ impl Store {
 
     /// Counts, roots, size on disk and versions.
     pub async fn status(&self) -> Result<IndexStatus> {
+        let indexed_at = read_indexed_at(&self.dir);
         let mut roots: BTreeMap<String, RootStatus> = BTreeMap::new();
         for (table, is_files) in [(&self.files, true), (&self.chunks, false)] {
             let batches = collect(
@@ -1164,6 +1187,7 @@ impl Store {
             for batch in &batches {
                 for root in arrow_rows::string_column(batch, "root")? {
                     let entry = roots.entry(root.clone()).or_insert_with(|| RootStatus {
+                        last_indexed: indexed_at.get(&root).copied(),
                         root,
                         files: 0,
                         chunks: 0,
@@ -1338,6 +1362,7 @@ async fn connect(dir: &Path) -> Result<Connection> {
         .map_err(lance("opening the database"))
 }
 
+#[derive(Debug)]
 enum DirState {
     Missing,
     Empty,
@@ -1361,6 +1386,28 @@ fn mark_creating(dir: &Path) -> Result<()> {
 
 /// Removes everything in an index directory but its write lock (which the
 /// caller may hold) and the creation marker (removed once creation is done).
+/// Reads the last-indexed times; a missing or unreadable file is empty.
+fn read_indexed_at(dir: &Path) -> BTreeMap<String, u64> {
+    std::fs::read(dir.join(INDEXED_AT_FILE))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default()
+}
+
+/// Replaces the last-indexed times atomically (write, then rename).
+fn write_indexed_at(dir: &Path, times: &BTreeMap<String, u64>) -> Result<()> {
+    let path = dir.join(INDEXED_AT_FILE);
+    let staging = dir.join(format!("{INDEXED_AT_FILE}.tmp"));
+    let bytes = serde_json::to_vec_pretty(times).map_err(|e| StoreError::Data(e.to_string()))?;
+    std::fs::write(&staging, bytes)
+        .and_then(|()| std::fs::rename(&staging, &path))
+        .map_err(|source| StoreError::Io {
+            action: "writing",
+            path,
+            source,
+        })
+}
+
 fn remove_index_files(dir: &Path) -> Result<()> {
     let io = |path: PathBuf| {
         move |source| StoreError::Io {
@@ -1411,7 +1458,7 @@ fn inspect_dir(dir: &Path) -> Result<DirState> {
         })?
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|name| name != WRITER_LOCK)
+        .filter(|name| name != WRITER_LOCK && !name.starts_with(INDEXED_AT_FILE))
         .collect();
     if entries.iter().any(|e| e == CREATING_MARKER) {
         return Ok(DirState::Creating);

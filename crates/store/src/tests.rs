@@ -736,3 +736,46 @@ fn an_interrupted_creation_starts_over_but_a_damaged_index_is_never_wiped() {
         drop(Store::open_or_create(&db, &meta()).await.unwrap());
     });
 }
+
+#[test]
+fn last_indexed_times_are_kept_per_root_and_do_not_change_what_the_directory_is() {
+    rt().block_on(last_indexed_times());
+}
+
+async fn last_indexed_times() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_or_create(dir.path(), &meta()).await.unwrap();
+    for root in ["/one", "/two"] {
+        store
+            .replace_files(
+                root,
+                &["a.rs".into()],
+                &[file(root, "a.rs", 1)],
+                &[chunk(root, "a.rs", "f", "fn f() {}", [1.0, 0.0, 0.0, 0.0])],
+            )
+            .await
+            .unwrap();
+    }
+    store.record_indexed("/one").unwrap();
+    let status = store.status().await.unwrap();
+    let times: Vec<(String, bool)> = status
+        .roots
+        .iter()
+        .map(|r| (r.root.clone(), r.last_indexed.is_some()))
+        .collect();
+    assert_eq!(times, [("/one".into(), true), ("/two".into(), false)]);
+
+    store.remove_root("/one").await.unwrap();
+    store.record_indexed("/two").unwrap();
+    let saved = std::fs::read_to_string(dir.path().join(INDEXED_AT_FILE)).unwrap();
+    assert!(!saved.contains("/one") && saved.contains("/two"), "{saved}");
+    // The side file is ours: the directory is still a Quarry index, and
+    // one whose tables are damaged is still damaged, not foreign.
+    assert!(matches!(inspect_dir(dir.path()).unwrap(), DirState::Quarry));
+    std::fs::remove_dir_all(dir.path().join("chunks.lance/_versions")).unwrap();
+    assert!(
+        matches!(inspect_dir(dir.path()).unwrap(), DirState::Damaged(_)),
+        "{:?}",
+        inspect_dir(dir.path()).unwrap()
+    );
+}
