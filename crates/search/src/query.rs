@@ -287,7 +287,9 @@ pub fn detect_mode(query: &str) -> Mode {
     }
     let code_lines = lines.iter().filter(|l| looks_like_code(l)).count();
     let prose_lines = lines.iter().filter(|l| looks_like_prose(l)).count();
-    if traceback.is_match(query) && prose_lines >= 1 {
+    // A pasted stack trace is a bug report without the prose: the frames
+    // name the functions to look at.
+    if traceback.is_match(query) && (prose_lines >= 1 || lines.len() >= 3) {
         return Mode::Issue;
     }
     let sentences = query.matches(". ").count()
@@ -578,6 +580,10 @@ mod tests {
         );
         let issue = "Crash when the config file is empty\n\nWhen I run the tool with an empty config file it crashes instead of using the defaults.\n\nTraceback (most recent call last):\n  File \"app/config.py\", line 12, in load_config\n    return parse(text)\nValueError: empty";
         assert_eq!(detect_mode(issue), Mode::Issue);
+        let bare_trace = "Traceback (most recent call last):\n  File \"app/db.py\", line 3, in connect\nValueError: bad dsn";
+        assert_eq!(detect_mode(bare_trace), Mode::Issue);
+        let rust_panic = "thread 'main' panicked at src/cache.rs:17:9:\ncapacity must be positive\nnote: run with `RUST_BACKTRACE=1`";
+        assert_eq!(detect_mode(rust_panic), Mode::Issue);
         assert_eq!(
             detect_mode("The cache is never invalidated when the file changes on disk, so stale results are shown to the user after they edit a file. It should be refreshed."),
             Mode::Issue
