@@ -9,9 +9,17 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
+#[path = "support.rs"]
+mod support;
+use support::{copy_tree, fixtures};
+
 fn quarry() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_quarry"));
-    cmd.env("NO_COLOR", "1").env_remove("QUARRY_DB");
+    // The user's own settings must not change what the tests see.
+    let settings = std::env::temp_dir().join("quarry-e2e-no-settings.toml");
+    cmd.env("NO_COLOR", "1")
+        .env_remove("QUARRY_DB")
+        .env("QUARRY_CONFIG", settings);
     cmd
 }
 
@@ -37,10 +45,6 @@ fn assert_ok(out: &Output) {
     );
 }
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
-}
-
 fn scratch(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("quarry-e2e")
@@ -48,19 +52,6 @@ fn scratch(name: &str) -> PathBuf {
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 /// Runs `quarry index REPO --db DB --json EXTRA...`.

@@ -14,11 +14,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 use quarry_index::{IndexOptions, IndexProgress, IndexReport};
 use quarry_models::{
     ensure_model, ensure_runtime, find_model, find_runtime, is_installed, known_models, model_dir,
-    quarry_home, runtime_spec, runtime_version, select_device, DevicePreference, Embedder,
-    EmbedderOptions, Engine, FetchEvent, ModelSpec, DEFAULT_MODEL,
+    quarry_home, runtime_spec, runtime_version, select_device, Embedder, Engine, FetchEvent,
+    ModelSpec, DEFAULT_MODEL,
 };
 use quarry_search::{Mode, SearchError, SearchRequest};
 use quarry_store::{IndexMeta, Store, StoreError, WriterLock};
+use quarry_workspace::{engine_from_env, Locations, Problem, Settings};
 
 /// Local code search: describe behaviour, paste code, or paste an issue.
 #[derive(Parser, Debug)]
@@ -51,10 +52,7 @@ struct DbArg {
 
 impl DbArg {
     fn resolve(&self) -> PathBuf {
-        self.db
-            .clone()
-            .or_else(|| std::env::var_os("QUARRY_DB").map(PathBuf::from))
-            .unwrap_or_else(|| quarry_home().join("index"))
+        self.db.clone().unwrap_or_else(|| Locations::from_env().db)
     }
 }
 
@@ -65,10 +63,11 @@ struct IndexArgs {
     dirs: Vec<PathBuf>,
     #[command(flatten)]
     db: DbArg,
-    /// Skip files larger than this many bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = quarry_index::DEFAULT_MAX_FILE_SIZE)]
-    max_file_size: u64,
-    /// Extra paths to leave out (gitignore glob syntax); repeatable.
+    /// Skip files larger than this many bytes [default: the settings' max_file_size, else 1 MB].
+    #[arg(long, value_name = "BYTES")]
+    max_file_size: Option<u64>,
+    /// Extra paths to leave out (gitignore glob syntax), besides the
+    /// settings' `exclude`; repeatable.
     #[arg(long, value_name = "GLOB")]
     exclude: Vec<String>,
     /// Delete the index first and build it again from scratch.
@@ -184,12 +183,7 @@ enum ModelsAction {
 struct UsageError(String);
 
 fn main() -> ExitCode {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("QUARRY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    quarry_workspace::init_logging();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -221,35 +215,37 @@ async fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn load_embedder(spec: &'static ModelSpec) -> Result<Embedder> {
-    let home = quarry_home();
+/// The settings shared with the desktop app.
+fn settings() -> Result<Settings> {
+    Settings::load(&Settings::path()).map_err(|p| UsageError(explain(p)).into())
+}
+
+/// A problem as the CLI prints it: the message, then what to do.
+fn explain(problem: Problem) -> String {
+    match problem.hint {
+        Some(hint) => format!("{}\n{hint}", problem.message),
+        None => problem.message,
+    }
+}
+
+fn load_embedder(spec: &'static ModelSpec, settings: &Settings) -> Result<Embedder> {
+    engine_choice()?; // a bad $QUARRY_ENGINE is the caller's to fix: exit code 2
     let bar = ProgressBar::hidden();
-    let dir = ensure_model(&home, spec, &mut |event| {
-        fetch_progress(&bar, spec.id, event)
-    })
-    .with_context(|| format!("obtaining model {}", spec.id))?;
+    let embedder = quarry_workspace::load_embedder(
+        &quarry_home(),
+        spec,
+        settings.device_preference(),
+        &mut |event| fetch_progress(&bar, spec.id, event),
+    );
     bar.finish_and_clear();
-    let opts = EmbedderOptions {
-        engine: engine_choice()?,
-        device: DevicePreference::Auto,
-        home,
-        ..EmbedderOptions::default()
-    };
-    let embedder =
-        Embedder::open(&dir, spec, &opts).with_context(|| format!("loading model {}", spec.id))?;
-    tracing::info!(engine = %embedder.engine(), "loaded {}", spec.id);
-    Ok(embedder)
+    embedder
+        .map_err(|p| anyhow::anyhow!(explain(p)))
+        .with_context(|| format!("loading model {}", spec.id))
 }
 
 /// The inference engine from `$QUARRY_ENGINE` (auto, candle or openvino; default auto).
 fn engine_choice() -> Result<Engine> {
-    match std::env::var("QUARRY_ENGINE") {
-        Ok(v) if !v.trim().is_empty() => Ok(v
-            .trim()
-            .parse::<Engine>()
-            .map_err(|e| UsageError(format!("QUARRY_ENGINE: {e}")))?),
-        _ => Ok(Engine::Auto),
-    }
+    engine_from_env().map_err(|p| UsageError(p.message).into())
 }
 
 /// Shows a fetch of `what` (a model id, "the OpenVINO runtime") on a progress bar.
@@ -301,7 +297,8 @@ async fn index(args: IndexArgs) -> Result<()> {
             return Err(UsageError(format!("{} is not a directory", dir.display())).into());
         }
     }
-    let spec = DEFAULT_MODEL;
+    let settings = settings()?;
+    let spec = find_model(&settings.model).unwrap_or(DEFAULT_MODEL);
     let _writing = lock_for_writing(&db)?;
     if args.rebuild {
         Store::destroy(&db).with_context(|| format!("removing the index at {}", db.display()))?;
@@ -310,12 +307,18 @@ async fn index(args: IndexArgs) -> Result<()> {
     let store = Store::open_or_create(&db, &meta)
         .await
         .map_err(store_error)?;
-    let embedder = load_embedder(spec)?;
+    let embedder = load_embedder(spec, &settings)?;
+    let defaults = settings.index_options();
     let options = IndexOptions {
-        max_file_size: args.max_file_size,
-        exclude: args.exclude.clone(),
+        max_file_size: args.max_file_size.unwrap_or(defaults.max_file_size),
+        exclude: defaults
+            .exclude
+            .iter()
+            .chain(&args.exclude)
+            .cloned()
+            .collect(),
         text_only: args.text_only,
-        ..IndexOptions::default()
+        ..defaults
     };
     let mut reports = Vec::new();
     for dir in &args.dirs {
@@ -485,7 +488,7 @@ async fn search(args: SearchArgs) -> Result<()> {
     store
         .check_model(&IndexMeta::new(spec.id, spec.dim))
         .map_err(store_error)?;
-    let embedder = load_embedder(spec)?;
+    let embedder = load_embedder(spec, &settings()?)?;
     let startup_ms = opening.elapsed().as_secs_f64() * 1000.0;
     let request = SearchRequest {
         query,
@@ -593,7 +596,7 @@ fn models(args: ModelsArgs) -> Result<()> {
     let home = quarry_home();
     match args.action.unwrap_or(ModelsAction::List) {
         ModelsAction::List => {
-            let (_, device) = select_device(DevicePreference::Auto);
+            let (_, device) = select_device(settings()?.device_preference());
             let engine = match (engine_choice()?, find_runtime(&home)) {
                 (Engine::Candle, _) => format!("candle {device}"),
                 (_, Some(lib)) => match runtime_version(&lib) {

@@ -187,11 +187,28 @@ pub fn print_status(status: &IndexStatus) {
     if status.roots.is_empty() {
         println!("Nothing indexed yet: `quarry index DIR`.");
     }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     for root in &status.roots {
+        let indexed = match root.last_indexed {
+            Some(at) => format!("indexed {} ago", age(now.saturating_sub(at))),
+            None => "last run unknown".to_string(),
+        };
         println!(
-            "  {}  {} files, {} chunks",
+            "  {}  {} files, {} chunks, {indexed}",
             root.root, root.files, root.chunks
         );
+    }
+}
+
+/// A duration in the largest whole unit: `42 s`, `5 min`, `3 h`, `2 days`.
+fn age(seconds: u64) -> String {
+    match seconds {
+        s if s < 60 => format!("{s} s"),
+        s if s < 3600 => format!("{} min", s / 60),
+        s if s < 86_400 => format!("{} h", s / 3600),
+        s => format!("{} days", s / 86_400),
     }
 }
 

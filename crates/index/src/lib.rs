@@ -312,6 +312,7 @@ pub async fn index_root(
     report.chunks_pending = store.pending_chunks(Some(&root)).await?;
     report.skipped.sort_by(|a, b| a.path.cmp(&b.path));
     report.lossy_files.sort();
+    store.record_indexed(&root)?;
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }

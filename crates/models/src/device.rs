@@ -11,6 +11,13 @@ pub enum DevicePreference {
     Cpu,
 }
 
+/// True when this build can run models on a GPU (the `cuda` or `metal`
+/// feature), so a settings form offers the choice only where it means
+/// something.
+pub fn gpu_support_built() -> bool {
+    cfg!(any(feature = "cuda", feature = "metal"))
+}
+
 /// Picks a device and returns it with a human description ("cpu (8 threads)", "cuda:0").
 pub fn select_device(pref: DevicePreference) -> (Device, String) {
     if pref == DevicePreference::Auto {

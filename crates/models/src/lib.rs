@@ -15,7 +15,7 @@ mod openvino;
 mod spec;
 mod wordpiece;
 
-pub use device::{select_device, DevicePreference};
+pub use device::{gpu_support_built, select_device, DevicePreference};
 pub use embed::{Embedder, EmbedderOptions, Engine};
 pub use error::{FetchAttempt, ModelError, UnavailableReport};
 pub use fetch::{ensure_model, ensure_model_with, verify_model, FetchEvent, FetchOptions};
