@@ -469,6 +469,11 @@ fn the_window_indexes_a_repository_and_finds_code_three_ways() {
         "return document.querySelector('button[data-mode=\"text\"]').getAttribute('aria-pressed')",
     );
     assert_eq!(pressed, json!("true"));
+    d.wait("the issue searched as a description", || {
+        d.text("#results-status")
+            .contains("Describe behaviour")
+            .then_some(())
+    });
     d.click("button[data-mode=\"auto\"]");
 
     // Hostile indexed code renders as inert text.
