@@ -33,6 +33,9 @@ const EMBED_SLICE: usize = 64;
 const EMBED_GROUP: usize = 512;
 /// Embedded groups that may wait for the writer while the next is embedded.
 const EMBEDDED_QUEUE: usize = 2;
+/// Below this many changed files, a run looks up vectors and unfinished
+/// files for those files only instead of reading the whole index's hashes.
+const NARROW_LOOKUP_FILES: usize = 2_000;
 /// How many bytes are checked for a NUL byte to call a file binary.
 const BINARY_SNIFF_BYTES: usize = 8 * 1024;
 
@@ -200,6 +203,10 @@ struct Pass1 {
     deleted: Vec<String>,
     /// Hashes of texts that have a vector, or will once pass 2 is done.
     embedded: HashSet<String>,
+    /// `embedded` starts empty and each batch looks its texts up in the
+    /// store (a small change in a large index); else it holds every vector
+    /// hash of the index from the start (a full run).
+    look_up_vectors: bool,
     /// (hash, text) of each distinct text to embed.
     to_embed: Vec<(String, String)>,
 }
@@ -239,8 +246,6 @@ pub async fn index_root(
     };
 
     let known = Arc::new(store.files_under(&root).await?);
-    let unfinished = Arc::new(store.files_with_pending_chunks(&root).await?);
-    let embedded = store.vector_hashes().await?;
     let present: HashSet<&str> = walked.files.iter().map(|f| f.rel.as_str()).collect();
     let deleted: Vec<String> = known
         .keys()
@@ -248,8 +253,155 @@ pub async fn index_root(
         // A file skipped now (too large, unreadable) is no longer indexed.
         .cloned()
         .collect();
-    let changed: Vec<FoundFile> = walked
-        .files
+    apply_changes(
+        store,
+        embedder,
+        walked.files,
+        deleted,
+        known,
+        options,
+        (&mut report, started),
+        on_progress,
+    )
+    .await?;
+    options.check_cancelled()?;
+    on_progress(IndexProgress::Optimizing);
+    store.optimize().await?;
+    finish_report(store, &mut report, started, true).await?;
+    Ok(report)
+}
+
+/// Brings the index up to date with the paths under `dir` that changed
+/// (created, modified, deleted or renamed files or directories, as a file
+/// watcher reports them), without walking the rest of the tree: each path
+/// is checked against the walk's rules on its own ([`walk::PathFilter`]),
+/// a directory that appeared is walked, and a path that is gone (or now
+/// ignored) removes what was indexed at or under it. The result is the
+/// index a full [`index_root`] would give for those paths. Unlike
+/// [`index_root`], it does not compact the store: a watcher calls
+/// [`Store::optimize`] on its own schedule.
+pub async fn index_paths(
+    store: &Store,
+    embedder: &Embedder,
+    dir: &Path,
+    paths: &[PathBuf],
+    options: &IndexOptions,
+    on_progress: &mut (dyn FnMut(IndexProgress) + Send),
+) -> Result<IndexReport, IndexError> {
+    let started = Instant::now();
+    let root_path = canonical_root(dir)?;
+    let root = root_path.to_string_lossy().into_owned();
+    let mut report = IndexReport {
+        root: root.clone(),
+        ..IndexReport::default()
+    };
+    let known = Arc::new(store.files_under(&root).await?);
+    let mut filter = walk::PathFilter::new(&root_path, options);
+    let mut found: Vec<FoundFile> = Vec::new();
+    let mut deleted: Vec<String> = Vec::new();
+    let under = |rel: &str, keep: &HashSet<String>, deleted: &mut Vec<String>| {
+        let prefix = format!("{rel}/");
+        deleted.extend(
+            known
+                .keys()
+                .filter(|k| (*k == rel || k.starts_with(&prefix)) && !keep.contains(*k))
+                .cloned(),
+        );
+    };
+    for path in paths {
+        // Events name paths as the OS spells them; the root is canonical.
+        let path = match path.strip_prefix(dir) {
+            Ok(rest) if dir != root_path => root_path.join(rest),
+            _ => path.clone(),
+        };
+        let rel = walk::relative(&root_path, &path);
+        if !path.starts_with(&root_path) || rel == "." {
+            continue;
+        }
+        let meta = std::fs::symlink_metadata(&path).ok();
+        if !filter.includes(&path) || meta.is_none() {
+            under(&rel, &HashSet::new(), &mut deleted);
+            continue;
+        }
+        let walked = if meta.is_some_and(|m| m.is_dir()) {
+            walk::walk_under(&root_path, &path, options)?
+        } else {
+            walk::walk_file(&root_path, &path, options)
+        };
+        let present: HashSet<String> = walked.files.iter().map(|f| f.rel.clone()).collect();
+        under(&rel, &present, &mut deleted);
+        found.extend(walked.files);
+        report.skipped.extend(walked.skipped);
+    }
+    found.sort_by(|a, b| a.rel.cmp(&b.rel));
+    found.dedup_by(|a, b| a.rel == b.rel);
+    report.files_scanned = found.len();
+    apply_changes(
+        store,
+        embedder,
+        found,
+        deleted,
+        known,
+        options,
+        (&mut report, started),
+        on_progress,
+    )
+    .await?;
+    finish_report(store, &mut report, started, false).await?;
+    Ok(report)
+}
+
+/// The counts every run reports at its end.
+/// `whole_root`: count the root's pending chunks (a full run); else
+/// `chunks_pending` counts those of the changed files (a watcher's batch,
+/// which must not diff the whole index).
+async fn finish_report(
+    store: &Store,
+    report: &mut IndexReport,
+    started: Instant,
+    whole_root: bool,
+) -> Result<(), IndexError> {
+    report.chunks_total = store.chunks_under(&report.root).await?;
+    if whole_root {
+        report.chunks_pending = store.pending_chunks(Some(&report.root)).await?;
+    }
+    report.skipped.sort_by(|a, b| a.path.cmp(&b.path));
+    report.lossy_files.sort();
+    store.record_indexed(&report.root)?;
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(())
+}
+
+/// The two passes over what changed: `found` are the files present now
+/// (only those new or modified since `known`, or left unfinished by an
+/// interrupted run, are chunked), `deleted` the known files that are gone.
+#[allow(clippy::too_many_arguments)]
+async fn apply_changes(
+    store: &Store,
+    embedder: &Embedder,
+    found: Vec<FoundFile>,
+    deleted: Vec<String>,
+    known: Arc<HashMap<String, FileRow>>,
+    options: &IndexOptions,
+    (report, started): (&mut IndexReport, Instant),
+    on_progress: &mut (dyn FnMut(IndexProgress) + Send),
+) -> Result<(), IndexError> {
+    let root = report.root.clone();
+    // A small change (a watcher's batch) looks up only what it touches; a
+    // full run reads the index's hashes once.
+    let narrow = found.len() + deleted.len() < NARROW_LOOKUP_FILES;
+    let (unfinished, embedded) = if narrow {
+        let rels: Vec<String> = found.iter().map(|f| f.rel.clone()).collect();
+        let unfinished = store.files_with_pending_chunks_among(&root, &rels).await?;
+        (unfinished, HashSet::new())
+    } else {
+        (
+            store.files_with_pending_chunks(&root).await?,
+            store.vector_hashes().await?,
+        )
+    };
+    let unfinished = Arc::new(unfinished);
+    let changed: Vec<FoundFile> = found
         .iter()
         .filter(|f| match known.get(&f.rel) {
             Some(row) => {
@@ -261,7 +413,7 @@ pub async fn index_root(
         .collect();
     let bytes_total: u64 = changed.iter().map(|f| f.size).sum();
     on_progress(IndexProgress::Scanned {
-        files: walked.files.len(),
+        files: found.len(),
         changed: changed.len(),
         bytes: bytes_total,
     });
@@ -271,6 +423,7 @@ pub async fn index_root(
         known,
         deleted,
         embedded,
+        look_up_vectors: narrow,
         to_embed: Vec::new(),
     };
     write_text(
@@ -280,7 +433,7 @@ pub async fn index_root(
         unfinished,
         options,
         &mut pass1,
-        &mut report,
+        report,
         on_progress,
     )
     .await?;
@@ -301,20 +454,12 @@ pub async fn index_root(
         chunks_pending: to_embed.len(),
     });
 
-    if !options.text_only {
-        write_vectors(store, embedder, to_embed, options, &mut report, on_progress).await?;
+    if options.text_only {
+        report.chunks_pending = to_embed.len();
+    } else {
+        write_vectors(store, embedder, to_embed, options, report, on_progress).await?;
     }
-
-    options.check_cancelled()?;
-    on_progress(IndexProgress::Optimizing);
-    store.optimize().await?;
-    report.chunks_total = store.chunks_under(&root).await?;
-    report.chunks_pending = store.pending_chunks(Some(&root)).await?;
-    report.skipped.sort_by(|a, b| a.path.cmp(&b.path));
-    report.lossy_files.sort();
-    store.record_indexed(&root)?;
-    report.seconds = started.elapsed().as_secs_f64();
-    Ok(report)
+    Ok(())
 }
 
 /// Pass 1: parsing workers on every core feed this task, which writes the
@@ -422,6 +567,19 @@ async fn write_text_batch(
     report: &mut IndexReport,
 ) -> Result<(), IndexError> {
     let root = pass1.root.clone();
+    if pass1.look_up_vectors {
+        let hashes: Vec<String> = batch
+            .iter()
+            .filter_map(|(_, p)| match p {
+                Prepared::Chunked { chunks, .. } => Some(chunks),
+                _ => None,
+            })
+            .flatten()
+            .map(|c| hash_hex(c.embed_text.as_bytes()))
+            .filter(|h| !pass1.embedded.contains(h))
+            .collect();
+        pass1.embedded.extend(store.vectors_among(&hashes).await?);
+    }
     let mut paths = Vec::new();
     let mut file_rows = Vec::new();
     let mut rows = Vec::new();

@@ -256,16 +256,35 @@ fn text_is_searchable_first_and_an_interrupted_run_is_finished_next_time() {
             "{next:?}"
         );
         assert_eq!(store.pending_chunks(None).await.unwrap(), 0);
-        let clean_db = tempfile::tempdir().unwrap();
-        let clean = Store::open_or_create(&clean_db.path().join("idx"), &meta())
-            .await
-            .unwrap();
-        index_fully(&clean, root).await;
-        assert_eq!(
-            store.chunk_fingerprints().await.unwrap(),
-            clean.chunk_fingerprints().await.unwrap()
-        );
+        assert_matches_a_clean_index(&store, root).await;
     });
+}
+
+/// Asserts that `store` holds exactly the chunks and file records a clean
+/// full index of `root` holds.
+async fn assert_matches_a_clean_index(store: &Store, root: &Path) {
+    let clean_db = tempfile::tempdir().unwrap();
+    let clean = Store::open_or_create(&clean_db.path().join("idx"), &meta())
+        .await
+        .unwrap();
+    index_fully(&clean, root).await;
+    assert_eq!(
+        store.chunk_fingerprints().await.unwrap(),
+        clean.chunk_fingerprints().await.unwrap()
+    );
+    let root = root.canonicalize().unwrap().to_string_lossy().into_owned();
+    let files = |rows: HashMap<String, FileRow>| {
+        let mut v: Vec<(String, String)> = rows
+            .into_values()
+            .map(|f| (f.path, f.content_hash))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        files(store.files_under(&root).await.unwrap()),
+        files(clean.files_under(&root).await.unwrap())
+    );
 }
 
 /// Indexes `root` into `store` to the end, with default options.
@@ -326,5 +345,85 @@ fn a_cancelled_run_leaves_text_searchable_and_the_next_run_finishes() {
             "{report:?}"
         );
         assert_eq!(store.pending_chunks(None).await.unwrap(), 0);
+    });
+}
+
+#[test]
+fn indexing_the_changed_paths_gives_the_index_a_full_run_gives() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let repo = tempfile::tempdir().unwrap();
+        let db = tempfile::tempdir().unwrap();
+        let root = &repo.path().canonicalize().unwrap();
+        write(root, ".gitignore", b"target/\n*.log\n");
+        write(root, "keep.py", b"def keep():\n    return 0\n");
+        write(root, "edit.py", b"def before_edit():\n    return 1\n");
+        write(root, "gone.rs", b"fn gone() {}\n");
+        write(root, "old_dir/a.py", b"def moved_a():\n    return 2\n");
+        write(root, "old_dir/deep/b.py", b"def moved_b():\n    return 3\n");
+        write(root, "dropped/c.py", b"def dropped_c():\n    return 4\n");
+        let store = Store::open_or_create(&db.path().join("idx"), &meta())
+            .await
+            .unwrap();
+        index_fully(&store, root).await;
+
+        // What an editor, a formatter and a `git checkout` do.
+        write(root, "edit.py", b"def after_edit():\n    return 11\n");
+        fs::remove_file(root.join("gone.rs")).unwrap();
+        fs::rename(root.join("old_dir"), root.join("new_dir")).unwrap();
+        fs::remove_dir_all(root.join("dropped")).unwrap();
+        write(root, "fresh/one.rs", b"fn fresh_one() -> u8 { 1 }\n");
+        write(root, "target/debug/gen.rs", b"fn generated() {}\n");
+        write(root, "build.log", b"def not_code(): pass\n");
+        write(root, ".hidden/x.py", b"def hidden(): pass\n");
+        let changed: Vec<PathBuf> = [
+            "edit.py",
+            "gone.rs",
+            "old_dir",
+            "new_dir",
+            "dropped",
+            "dropped/c.py",
+            "fresh",
+            "fresh/one.rs",
+            "target/debug/gen.rs",
+            "build.log",
+            ".hidden/x.py",
+            "no/such/path.py",
+        ]
+        .iter()
+        .map(|p| root.join(p))
+        .collect();
+        let report = index_paths(
+            &store,
+            embedder(),
+            root,
+            &changed,
+            &IndexOptions::default(),
+            &mut |_| {},
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            (report.files_changed, report.files_deleted),
+            (4, 4),
+            "edit, two moved in, one new; gone, two moved away, one dropped: {report:?}"
+        );
+        // The moved files' texts changed path, so they are new texts.
+        assert_eq!(report.chunks_embedded, 4, "{report:?}");
+
+        assert_matches_a_clean_index(&store, root).await;
+
+        // Paths that are all ignored or unchanged do nothing.
+        let idle = index_paths(
+            &store,
+            embedder(),
+            root,
+            &[root.join("target/debug/gen.rs"), root.join("keep.py")],
+            &IndexOptions::default(),
+            &mut |_| {},
+        )
+        .await
+        .unwrap();
+        assert_eq!((idle.files_changed, idle.files_deleted), (0, 0), "{idle:?}");
     });
 }

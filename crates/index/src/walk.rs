@@ -2,6 +2,8 @@
 //! .ignore, .quarryignore, git excludes and user globs, skips hidden files,
 //! and reports (never fails on) what it cannot use.
 
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::UNIX_EPOCH;
@@ -35,7 +37,14 @@ pub struct WalkResult {
 
 /// Walks `root` in parallel.
 pub fn walk(root: &Path, options: &IndexOptions) -> Result<WalkResult, IndexError> {
-    let mut builder = WalkBuilder::new(root);
+    walk_under(root, root, options)
+}
+
+/// The walker with Quarry's rules for a walk of `start` (`root` or a
+/// directory under it; paths stay relative to `root`, and the ignore files
+/// of `start`'s ancestors apply).
+fn builder(root: &Path, start: &Path, options: &IndexOptions) -> Result<WalkBuilder, IndexError> {
+    let mut builder = WalkBuilder::new(start);
     builder
         .hidden(true)
         .git_ignore(true)
@@ -63,7 +72,17 @@ pub fn walk(root: &Path, options: &IndexOptions) -> Result<WalkResult, IndexErro
             reason: e.to_string(),
         })?);
     }
+    Ok(builder)
+}
 
+/// Walks the directory `start` under `root` (a directory that appeared, or
+/// was renamed into the tree): its files, relative to `root`.
+pub fn walk_under(
+    root: &Path,
+    start: &Path,
+    options: &IndexOptions,
+) -> Result<WalkResult, IndexError> {
+    let builder = builder(root, start, options)?;
     let result = Mutex::new(WalkResult::default());
     let max = options.max_file_size;
     builder.build_parallel().run(|| {
@@ -87,26 +106,12 @@ pub fn walk(root: &Path, options: &IndexOptions) -> Result<WalkResult, IndexErro
                     return WalkState::Continue;
                 }
             };
-            if meta.len() > max {
-                push_skip(
-                    result,
-                    root,
-                    entry.path(),
-                    format!("larger than the {} byte limit ({} bytes)", max, meta.len()),
-                );
-                return WalkState::Continue;
-            }
-            let mtime_ns = meta
-                .modified()
-                .ok()
-                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                .map(|d| d.as_nanos() as i64)
-                .unwrap_or(0);
-            let found = FoundFile {
-                abs: entry.path().to_path_buf(),
-                rel: relative(root, entry.path()),
-                size: meta.len(),
-                mtime_ns,
+            let found = match found_file(root, entry.path(), &meta, max) {
+                Ok(found) => found,
+                Err(reason) => {
+                    push_skip(result, root, entry.path(), reason);
+                    return WalkState::Continue;
+                }
             };
             result.lock().expect("walk result lock").files.push(found);
             WalkState::Continue
@@ -118,6 +123,128 @@ pub fn walk(root: &Path, options: &IndexOptions) -> Result<WalkResult, IndexErro
     result.files.dedup_by(|a, b| a.rel == b.rel);
     result.skipped.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(result)
+}
+
+/// Tells whether single paths are part of the tree the walk sees, without
+/// walking it: a path is when every component, from the root down, is
+/// listed by a one-level walk of its parent with the same rules (ignore
+/// files, hidden entries, excludes). Directory listings are cached, so a
+/// burst of changes in one directory costs one listing.
+pub struct PathFilter {
+    root: PathBuf,
+    options: IndexOptions,
+    listed: HashMap<PathBuf, HashSet<OsString>>,
+}
+
+impl PathFilter {
+    /// A filter for `root` (canonical) with the run's options.
+    pub fn new(root: &Path, options: &IndexOptions) -> Self {
+        PathFilter {
+            root: root.to_path_buf(),
+            options: options.clone(),
+            listed: HashMap::new(),
+        }
+    }
+
+    /// True when the walk would reach `path` (which need not exist: a
+    /// deleted path is "included" when its place is).
+    pub fn includes(&mut self, path: &Path) -> bool {
+        let Ok(rel) = path.strip_prefix(&self.root) else {
+            return false;
+        };
+        let mut dir = self.root.clone();
+        for component in rel.components() {
+            let name = component.as_os_str();
+            if !self.listing(&dir).contains(name) && !self.would_list(&dir, name) {
+                return false;
+            }
+            dir.push(name);
+        }
+        true
+    }
+
+    /// The names a one-level walk of `dir` yields.
+    fn listing(&mut self, dir: &Path) -> &HashSet<OsString> {
+        if !self.listed.contains_key(dir) {
+            let names = builder(&self.root, dir, &self.options)
+                .map(|mut b| {
+                    b.max_depth(Some(1));
+                    b.build()
+                        .flatten()
+                        .filter(|e| e.depth() == 1)
+                        .map(|e| e.file_name().to_os_string())
+                        .collect()
+                })
+                .unwrap_or_default();
+            self.listed.insert(dir.to_path_buf(), names);
+        }
+        &self.listed[dir]
+    }
+
+    /// For a name that is not on disk (deleted): whether the rules would
+    /// let it be listed. Hidden names never are; otherwise the ignore
+    /// files decide, which needs the entry to exist, so a vanished path is
+    /// judged by its parent only.
+    fn would_list(&self, dir: &Path, name: &std::ffi::OsStr) -> bool {
+        !dir.join(name).exists() && !name.to_string_lossy().starts_with('.')
+    }
+
+    /// Forgets cached listings (ignore files changed).
+    pub fn clear(&mut self) {
+        self.listed.clear();
+    }
+}
+
+/// A file the walk accepts, or why it is skipped.
+fn found_file(
+    root: &Path,
+    path: &Path,
+    meta: &std::fs::Metadata,
+    max: u64,
+) -> Result<FoundFile, String> {
+    if meta.len() > max {
+        return Err(format!(
+            "larger than the {} byte limit ({} bytes)",
+            max,
+            meta.len()
+        ));
+    }
+    let mtime_ns = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0);
+    Ok(FoundFile {
+        abs: path.to_path_buf(),
+        rel: relative(root, path),
+        size: meta.len(),
+        mtime_ns,
+    })
+}
+
+/// One file as the walk would report it (the caller has checked the
+/// ignore rules with [`PathFilter`]).
+pub fn walk_file(root: &Path, path: &Path, options: &IndexOptions) -> WalkResult {
+    let mut result = WalkResult::default();
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => match found_file(root, path, &meta, options.max_file_size) {
+            Ok(found) => result.files.push(found),
+            Err(reason) => result.skipped.push(Skipped {
+                path: relative(root, path),
+                reason,
+            }),
+        },
+        Ok(_) => {}
+        Err(err) => result.skipped.push(Skipped {
+            path: relative(root, path),
+            reason: match err.kind() {
+                std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+                _ => err.to_string(),
+            },
+        }),
+    }
+    result
 }
 
 fn push_skip(result: &Mutex<WalkResult>, root: &Path, path: &Path, reason: String) {

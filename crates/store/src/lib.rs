@@ -671,6 +671,20 @@ impl Store {
         distinct_strings(self.vectors.query(), "hash", "reading vector hashes").await
     }
 
+    /// Which of `hashes` have a vector: the lookup of a small change (a
+    /// watcher's batch), which must not read every hash of a large index.
+    pub async fn vectors_among(&self, hashes: &[String]) -> Result<HashSet<String>> {
+        let mut out = HashSet::new();
+        for group in hashes.chunks(DELETE_GROUP) {
+            let query = self
+                .vectors
+                .query()
+                .only_if(format!("hash IN ({})", sql_list(group)));
+            out.extend(distinct_strings(query, "hash", "looking up vectors").await?);
+        }
+        Ok(out)
+    }
+
     /// Rewrites the file records of `paths` under `root` without touching
     /// their chunks: for files whose mtime changed but whose bytes did not.
     pub async fn update_file_records(
@@ -1088,6 +1102,39 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// Like [`Store::files_with_pending_chunks`], among `paths` only.
+    pub async fn files_with_pending_chunks_among(
+        &self,
+        root: &str,
+        paths: &[String],
+    ) -> Result<HashSet<String>> {
+        let mut rows = Vec::new();
+        for group in paths.chunks(DELETE_GROUP) {
+            let query = self.chunks.query().only_if(format!(
+                "root = {} AND path IN ({})",
+                sql_str(root),
+                sql_list(group)
+            ));
+            let batches = collect(
+                &query.select(Select::columns(&["path", "content_hash"])),
+                "finding chunks awaiting vectors",
+            )
+            .await?;
+            for batch in &batches {
+                let paths = arrow_rows::string_column(batch, "path")?;
+                let content = arrow_rows::string_column(batch, "content_hash")?;
+                rows.extend(paths.into_iter().zip(content));
+            }
+        }
+        let hashes: Vec<String> = rows.iter().map(|(_, h)| h.clone()).collect();
+        let embedded = self.vectors_among(&hashes).await?;
+        Ok(rows
+            .into_iter()
+            .filter(|(_, h)| !embedded.contains(h))
+            .map(|(p, _)| p)
+            .collect())
     }
 
     /// Number of chunks under `root`.
