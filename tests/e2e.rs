@@ -1119,3 +1119,167 @@ fn timings_go_to_stderr_and_leave_the_hits_unchanged() {
         stderr(&text)
     );
 }
+
+/// A running `quarry watch --json`, its events read line by line.
+struct Watching {
+    child: std::process::Child,
+    events: std::sync::mpsc::Receiver<Value>,
+}
+
+impl Watching {
+    fn start(repo: &Path, db: &Path) -> Watching {
+        let mut child = quarry()
+            .args([
+                "watch",
+                repo.to_str().unwrap(),
+                "--db",
+                db.to_str().unwrap(),
+                "--json",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, events) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let event: Value = serde_json::from_str(&line).expect("one JSON object per line");
+                if tx.send(event).is_err() {
+                    break;
+                }
+            }
+        });
+        let watching = Watching { child, events };
+        watching.next("ready");
+        watching
+    }
+
+    /// The next event of `kind` (earlier events of other kinds are dropped).
+    fn next(&self, kind: &str) -> Value {
+        loop {
+            let event = self
+                .events
+                .recv_timeout(std::time::Duration::from_secs(120))
+                .unwrap_or_else(|_| panic!("no {kind} event"));
+            if event["event"] == kind {
+                return event;
+            }
+        }
+    }
+
+    /// Batch events until their changed and deleted files add up to `files`.
+    fn batches_until(&self, files: u64) -> Vec<Value> {
+        let mut batches = Vec::new();
+        let mut seen = 0;
+        while seen < files {
+            let batch = self.next("batch");
+            seen +=
+                batch["files_changed"].as_u64().unwrap() + batch["files_deleted"].as_u64().unwrap();
+            batches.push(batch);
+        }
+        batches
+    }
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn top_symbol(db: &Path, query: &str) -> Option<String> {
+    search_json(db, "text", query, &["--top-k", "1"])
+        .first()
+        .map(|h| h["symbol"].as_str().unwrap().to_string())
+}
+
+#[test]
+fn watch_follows_edits_bursts_renames_and_deletes_and_ignores_what_the_walk_ignores() {
+    let base = scratch("watch");
+    let repo = base.join("repo");
+    fs::create_dir_all(repo.join("pkg")).unwrap();
+    fs::write(repo.join(".gitignore"), "target/\n").unwrap();
+    fs::write(
+        repo.join("pkg/first.py"),
+        "def first_function():\n    return 1\n",
+    )
+    .unwrap();
+    let db = base.join("db");
+    let watching = Watching::start(&repo, &db);
+    assert_eq!(
+        top_symbol(&db, "first_function").as_deref(),
+        Some("first_function")
+    );
+
+    // A new file is searchable once its batch is reported.
+    fs::write(
+        repo.join("pkg/added.py"),
+        "def walrus_tusk_length(walrus):\n    return walrus.tusk\n",
+    )
+    .unwrap();
+    let batch = watching.next("batch");
+    assert_eq!(batch["files_changed"], 1, "{batch}");
+    assert_eq!(
+        top_symbol(&db, "walrus_tusk_length").as_deref(),
+        Some("walrus_tusk_length")
+    );
+
+    // Ignored paths cause no work at all; the next real change comes alone.
+    fs::create_dir_all(repo.join("target/debug")).unwrap();
+    fs::write(
+        repo.join("target/debug/gen.py"),
+        "def generated_thing():\n    pass\n",
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    fs::write(
+        repo.join("pkg/first.py"),
+        "def first_function_renamed():\n    return 1\n",
+    )
+    .unwrap();
+    let batch = watching.next("batch");
+    assert_eq!(
+        (batch["files_changed"].as_u64(), batch["paths"].as_u64()),
+        (Some(1), Some(1)),
+        "{batch}"
+    );
+    assert_ne!(
+        top_symbol(&db, "generated_thing").as_deref(),
+        Some("generated_thing")
+    );
+
+    // A burst (a checkout writing 300 files) is one batch, or very few.
+    for i in 0..300 {
+        fs::write(
+            repo.join(format!("pkg/burst_{i}.py")),
+            format!("def burst_handler_{i}(event):\n    return event.id + {i}\n"),
+        )
+        .unwrap();
+    }
+    let batches = watching.batches_until(300);
+    assert!(batches.len() <= 2, "{} batches: {batches:?}", batches.len());
+    assert_eq!(
+        top_symbol(&db, "burst_handler_217").as_deref(),
+        Some("burst_handler_217")
+    );
+
+    // A renamed directory moves its files; a deleted file leaves the index.
+    fs::rename(repo.join("pkg"), repo.join("lib")).unwrap();
+    let moved = watching.batches_until(2 * 302);
+    let hits = search_json(&db, "text", "walrus_tusk_length", &["--top-k", "1"]);
+    assert_eq!(hits[0]["path"], "lib/added.py", "{moved:?}");
+    fs::remove_file(repo.join("lib/added.py")).unwrap();
+    watching.batches_until(1);
+    assert_ne!(
+        top_symbol(&db, "walrus_tusk_length").as_deref(),
+        Some("walrus_tusk_length")
+    );
+    let status = status_json(&db);
+    assert_eq!(status["files"], 301, "{status}");
+}

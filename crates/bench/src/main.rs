@@ -18,6 +18,7 @@
 mod ann;
 mod cosqa;
 mod embed;
+mod live;
 mod recall;
 mod scale;
 
@@ -132,6 +133,23 @@ fn main() -> Result<()> {
         }
         let tree = tree.context(usage)?;
         return runtime.block_on(scale::run(&tree, &embedder, &args));
+    }
+    if raw.first().map(String::as_str) == Some("live") {
+        let usage = "usage: quarry-bench live DIR DB [--edits N] [--switch N]";
+        let (mut edits, mut switch) = (200usize, 100usize);
+        let mut paths = Vec::new();
+        let mut it = raw[1..].iter();
+        while let Some(arg) = it.next() {
+            match arg.as_str() {
+                "--edits" => edits = it.next().context(usage)?.parse()?,
+                "--switch" => switch = it.next().context(usage)?.parse()?,
+                _ => paths.push(PathBuf::from(arg)),
+            }
+        }
+        let [tree, db] = paths.as_slice() else {
+            bail!(usage);
+        };
+        return runtime.block_on(live::run(&embedder, tree, db, edits, switch));
     }
     if raw.first().map(String::as_str) == Some("recall") {
         let usage = "usage: quarry-bench recall DB [QUERIES]";

@@ -19,6 +19,7 @@ use quarry_models::{
 };
 use quarry_search::{Mode, SearchError, SearchRequest};
 use quarry_store::{IndexMeta, Store, StoreError, WriterLock};
+use quarry_workspace::watch::WatchEvent;
 use quarry_workspace::{engine_from_env, Locations, Problem, Settings};
 
 /// Local code search: describe behaviour, paste code, or paste an issue.
@@ -35,6 +36,9 @@ enum Command {
     Index(IndexArgs),
     /// Search the index.
     Search(SearchArgs),
+    /// Index directories, then keep the index up to date as files change
+    /// (until interrupted).
+    Watch(WatchArgs),
     /// Remove directories from the index (deletes their rows, not their files).
     Remove(RemoveArgs),
     /// Show what is indexed.
@@ -63,13 +67,8 @@ struct IndexArgs {
     dirs: Vec<PathBuf>,
     #[command(flatten)]
     db: DbArg,
-    /// Skip files larger than this many bytes [default: the settings' max_file_size, else 1 MB].
-    #[arg(long, value_name = "BYTES")]
-    max_file_size: Option<u64>,
-    /// Extra paths to leave out (gitignore glob syntax), besides the
-    /// settings' `exclude`; repeatable.
-    #[arg(long, value_name = "GLOB")]
-    exclude: Vec<String>,
+    #[command(flatten)]
+    walk: WalkArgs,
     /// Delete the index first and build it again from scratch.
     #[arg(long)]
     rebuild: bool,
@@ -80,6 +79,49 @@ struct IndexArgs {
     /// tree); a later `quarry index` adds the vectors for search by meaning.
     #[arg(long)]
     text_only: bool,
+}
+
+/// What to leave out of a walk, on top of the settings.
+#[derive(Args, Debug, Clone)]
+struct WalkArgs {
+    /// Skip files larger than this many bytes [default: the settings' max_file_size, else 1 MB].
+    #[arg(long, value_name = "BYTES")]
+    max_file_size: Option<u64>,
+    /// Extra paths to leave out (gitignore glob syntax), besides the
+    /// settings' `exclude`; repeatable.
+    #[arg(long, value_name = "GLOB")]
+    exclude: Vec<String>,
+}
+
+impl WalkArgs {
+    /// Indexing options: these flags over the settings.
+    fn options(&self, settings: &Settings) -> IndexOptions {
+        let defaults = settings.index_options();
+        IndexOptions {
+            max_file_size: self.max_file_size.unwrap_or(defaults.max_file_size),
+            exclude: defaults
+                .exclude
+                .iter()
+                .chain(&self.exclude)
+                .cloned()
+                .collect(),
+            ..defaults
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+struct WatchArgs {
+    /// Directories to index and watch.
+    #[arg(required = true, value_name = "DIR")]
+    dirs: Vec<PathBuf>,
+    #[command(flatten)]
+    db: DbArg,
+    #[command(flatten)]
+    walk: WalkArgs,
+    /// Print one JSON object per line for each event.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Copy, Clone, Debug, ValueEnum)]
@@ -212,6 +254,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Remove(args) => remove(args).await,
         Command::Status(args) => status(args).await,
         Command::Models(args) => models(args),
+        Command::Watch(args) => watch(args).await,
     }
 }
 
@@ -292,6 +335,22 @@ fn lock_for_writing(db: &Path) -> Result<WriterLock> {
 
 async fn index(args: IndexArgs) -> Result<()> {
     let db = args.db.resolve();
+    let (reports, _, _) = index_dirs(&args).await?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&index_summary(&reports, &db))?
+        );
+    } else {
+        println!("Index: {}", db.display());
+    }
+    Ok(())
+}
+
+/// Indexes `args.dirs` (printing each report unless `--json`) and returns
+/// the reports with the open index and the loaded model.
+async fn index_dirs(args: &IndexArgs) -> Result<(Vec<IndexReport>, Store, Embedder)> {
+    let db = args.db.resolve();
     for dir in &args.dirs {
         if !dir.is_dir() {
             return Err(UsageError(format!("{} is not a directory", dir.display())).into());
@@ -308,17 +367,9 @@ async fn index(args: IndexArgs) -> Result<()> {
         .await
         .map_err(store_error)?;
     let embedder = load_embedder(spec, &settings)?;
-    let defaults = settings.index_options();
     let options = IndexOptions {
-        max_file_size: args.max_file_size.unwrap_or(defaults.max_file_size),
-        exclude: defaults
-            .exclude
-            .iter()
-            .chain(&args.exclude)
-            .cloned()
-            .collect(),
         text_only: args.text_only,
-        ..defaults
+        ..args.walk.options(&settings)
     };
     let mut reports = Vec::new();
     for dir in &args.dirs {
@@ -388,15 +439,38 @@ async fn index(args: IndexArgs) -> Result<()> {
         }
         reports.push(report);
     }
+    Ok((reports, store, embedder))
+}
+
+async fn watch(args: WatchArgs) -> Result<()> {
+    let index_args = IndexArgs {
+        dirs: args.dirs,
+        db: args.db,
+        walk: args.walk,
+        rebuild: false,
+        json: args.json,
+        text_only: false,
+    };
+    // Catch up with what changed while nothing was watching.
+    let (reports, store, embedder) = index_dirs(&index_args).await?;
+    let options = quarry_workspace::watch::WatchOptions {
+        index: index_args.walk.options(&settings()?),
+        ..Default::default()
+    };
+    let roots: Vec<PathBuf> = reports.iter().map(|r| PathBuf::from(&r.root)).collect();
     if args.json {
+        let summary = index_summary(&reports, &index_args.db.resolve());
         println!(
             "{}",
-            serde_json::to_string_pretty(&index_summary(&reports, &db))?
+            serde_json::json!({ "event": "indexed", "summary": summary })
         );
-    } else {
-        println!("Index: {}", db.display());
     }
-    Ok(())
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let json = args.json;
+    let mut on_event = |event: WatchEvent| output::print_watch_event(&event, json);
+    quarry_workspace::watch::watch(&store, &embedder, &roots, &options, stop, &mut on_event)
+        .await
+        .map_err(|p| anyhow::anyhow!(explain(p)))
 }
 
 fn index_bar(json: bool) -> ProgressBar {

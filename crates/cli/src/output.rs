@@ -6,6 +6,7 @@ use std::io::IsTerminal;
 use quarry_index::IndexReport;
 use quarry_search::SearchOutcome;
 use quarry_store::IndexStatus;
+use quarry_workspace::watch::WatchEvent;
 
 /// Lines of each hit shown in the terminal.
 const SNIPPET_LINES: usize = 12;
@@ -210,6 +211,69 @@ fn age(seconds: u64) -> String {
         s if s < 86_400 => format!("{} h", s / 3600),
         s => format!("{} days", s / 86_400),
     }
+}
+
+/// One line per watcher event: a time stamp and what happened, or a JSON
+/// object with an `event` field.
+pub fn print_watch_event(event: &WatchEvent, json: bool) {
+    let value = match event {
+        WatchEvent::Ready => serde_json::json!({ "event": "ready" }),
+        WatchEvent::Waited => serde_json::json!({ "event": "waited" }),
+        WatchEvent::Batch(batch) => serde_json::json!({
+            "event": "batch",
+            "root": batch.root,
+            "paths": batch.paths,
+            "full": batch.full,
+            "files_changed": batch.report.files_changed,
+            "files_deleted": batch.report.files_deleted,
+            "chunks_embedded": batch.report.chunks_embedded,
+            "chunks_reused": batch.report.chunks_reused,
+            "searchable_seconds": batch.report.searchable_seconds,
+            "seconds": batch.report.seconds,
+        }),
+        WatchEvent::Failed { root, problem } => serde_json::json!({
+            "event": "failed", "root": root, "message": problem.message, "hint": problem.hint,
+        }),
+        WatchEvent::Optimized { seconds } => {
+            serde_json::json!({ "event": "optimized", "seconds": seconds })
+        }
+    };
+    if json {
+        println!("{value}");
+        return;
+    }
+    let line = match event {
+        WatchEvent::Ready => "watching for changes (Ctrl-C stops)".to_string(),
+        WatchEvent::Waited => "waited for another quarry process writing to the index".to_string(),
+        WatchEvent::Batch(b) => format!(
+            "{}: {} changed, {} deleted, {} chunks embedded ({:.2} s){}",
+            b.root,
+            b.report.files_changed,
+            b.report.files_deleted,
+            b.report.chunks_embedded,
+            b.report.seconds,
+            if b.full {
+                ", ignore rules changed: checked everything"
+            } else {
+                ""
+            }
+        ),
+        WatchEvent::Failed { root, problem } => format!(
+            "{root}: {}{}",
+            problem.message,
+            problem
+                .hint
+                .as_deref()
+                .map(|h| format!(" ({h})"))
+                .unwrap_or_default()
+        ),
+        WatchEvent::Optimized { seconds } => format!("compacted the index ({seconds:.2} s)"),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (h, m, s) = ((now / 3600) % 24, (now / 60) % 60, now % 60);
+    println!("{h:02}:{m:02}:{s:02} UTC  {line}");
 }
 
 #[cfg(test)]

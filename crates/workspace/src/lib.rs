@@ -12,6 +12,7 @@ mod jobs;
 mod model;
 pub mod problem;
 pub mod settings;
+pub mod watch;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
