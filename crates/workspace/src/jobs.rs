@@ -239,6 +239,8 @@ async fn work(ws: Arc<Workspace>) {
             if ws.jobs.with(|q| q.worker) {
                 continue;
             }
+            // The queue is done: watch what it indexed.
+            ws.restart_watcher().await;
             return;
         };
         ws.emit(Event::RepositoriesChanged);

@@ -184,6 +184,8 @@ pub struct Workspace {
     store: tokio::sync::Mutex<Option<Arc<Store>>>,
     model: model::ModelSlot,
     jobs: jobs::Jobs,
+    /// The background watcher over every indexed root, with its stop flag.
+    watcher: Mutex<Option<Arc<std::sync::atomic::AtomicBool>>>,
     sink: EventSink,
 }
 
@@ -215,9 +217,16 @@ impl Workspace {
             settings: Mutex::new(settings),
             store: tokio::sync::Mutex::new(store),
             jobs: jobs::Jobs::default(),
+            watcher: Mutex::new(None),
             sink,
         });
         model::start_loading(&workspace);
+        let ws = Arc::clone(&workspace);
+        tokio::spawn(async move {
+            if ws.model.wait_ready().await.is_ok() {
+                ws.restart_watcher().await;
+            }
+        });
         (workspace, problems)
     }
 
@@ -332,6 +341,52 @@ impl Workspace {
         self.jobs.cancel(root);
     }
 
+    /// (Re)starts the background watcher over every indexed root, so files
+    /// saved while the window is open are searchable within a second or
+    /// two; each batch refreshes the repository list. Called when the model
+    /// is ready and whenever the set of roots may have changed.
+    pub(crate) async fn restart_watcher(self: &Arc<Self>) {
+        if let Some(stop) = self.watcher.lock().expect("watcher").take() {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        let (Some(store), Ok(embedder)) = (self.open_store().await, self.model.ready()) else {
+            return;
+        };
+        let roots: Vec<PathBuf> = match store.roots().await {
+            Ok(roots) => roots.into_iter().map(PathBuf::from).collect(),
+            Err(e) => {
+                tracing::warn!("cannot list roots to watch: {e}");
+                return;
+            }
+        };
+        let roots: Vec<PathBuf> = roots.into_iter().filter(|r| r.is_dir()).collect();
+        if roots.is_empty() {
+            return;
+        }
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        *self.watcher.lock().expect("watcher") = Some(Arc::clone(&stop));
+        let options = watch::WatchOptions {
+            index: self.settings().index_options(),
+            ..watch::WatchOptions::default()
+        };
+        let ws = Arc::clone(self);
+        tokio::spawn(async move {
+            let sink = Arc::clone(&ws.sink);
+            let mut on_event = |event: watch::WatchEvent| match event {
+                watch::WatchEvent::Batch(_) => sink(Event::RepositoriesChanged),
+                watch::WatchEvent::Failed { root, problem } => {
+                    tracing::warn!(root, "watching: {problem}")
+                }
+                _ => {}
+            };
+            if let Err(problem) =
+                watch::watch(&store, &embedder, &roots, &options, stop, &mut on_event).await
+            {
+                tracing::warn!("the background watcher stopped: {problem}");
+            }
+        });
+    }
+
     /// Removes a repository from the index (its rows, not its files),
     /// stopping its indexing first.
     pub async fn remove_repository(self: &Arc<Self>, root: &str) -> Result<(), Problem> {
@@ -343,6 +398,7 @@ impl Workspace {
             store.remove_root(root).await?;
             store.optimize().await?;
         }
+        self.restart_watcher().await;
         self.emit(Event::RepositoriesChanged);
         Ok(())
     }

@@ -184,6 +184,29 @@ async fn a_repository_is_added_indexed_searched_previewed_and_removed() {
             .unwrap_err();
     assert!(problem.message.contains("not inside"), "{problem:?}");
 
+    // While the workspace is open, a saved file becomes searchable by
+    // itself: the background watcher indexes it.
+    std::fs::write(
+        repo.join("app/ledger.py"),
+        "def reconcile_ledger_entries(entries):\n    return sum(e.amount for e in entries)\n",
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let view =
+            h.ws.search(query("reconcile_ledger_entries", Mode::Auto))
+                .await
+                .unwrap();
+        if view.hits.first().map(|h| h.hit.symbol.as_str()) == Some("reconcile_ledger_entries") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the saved file was never indexed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // Removing it empties the index (its files stay).
     h.ws.remove_repository(&root).await.unwrap();
     assert!(h.ws.repositories().await.unwrap().is_empty());
