@@ -33,9 +33,6 @@ const EMBED_SLICE: usize = 64;
 const EMBED_GROUP: usize = 512;
 /// Embedded groups that may wait for the writer while the next is embedded.
 const EMBEDDED_QUEUE: usize = 2;
-/// Below this many changed files, a run looks up vectors and unfinished
-/// files for those files only instead of reading the whole index's hashes.
-const NARROW_LOOKUP_FILES: usize = 2_000;
 /// How many bytes are checked for a NUL byte to call a file binary.
 const BINARY_SNIFF_BYTES: usize = 8 * 1024;
 
@@ -260,14 +257,15 @@ pub async fn index_root(
         deleted,
         known,
         options,
-        (&mut report, started),
+        &mut report,
+        (started, Scope::WholeRoot),
         on_progress,
     )
     .await?;
     options.check_cancelled()?;
     on_progress(IndexProgress::Optimizing);
     store.optimize().await?;
-    finish_report(store, &mut report, started, true).await?;
+    finish_report(store, &mut report, started, Scope::WholeRoot).await?;
     Ok(report)
 }
 
@@ -343,26 +341,38 @@ pub async fn index_paths(
         deleted,
         known,
         options,
-        (&mut report, started),
+        &mut report,
+        (started, Scope::ChangedPaths),
         on_progress,
     )
     .await?;
-    finish_report(store, &mut report, started, false).await?;
+    finish_report(store, &mut report, started, Scope::ChangedPaths).await?;
     Ok(report)
 }
 
+/// What a run looked at, which decides how it reads the index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// Every file of the root ([`index_root`]): the index's hashes are read
+    /// once.
+    WholeRoot,
+    /// Only the paths a watcher reported ([`index_paths`]): the store is
+    /// asked about those rows only.
+    ChangedPaths,
+}
+
 /// The counts every run reports at its end.
-/// `whole_root`: count the root's pending chunks (a full run); else
-/// `chunks_pending` counts those of the changed files (a watcher's batch,
-/// which must not diff the whole index).
+/// For a whole root, `chunks_pending` counts the root's pending chunks;
+/// for changed paths, those of the changed files (a watcher's batch must
+/// not diff the whole index).
 async fn finish_report(
     store: &Store,
     report: &mut IndexReport,
     started: Instant,
-    whole_root: bool,
+    scope: Scope,
 ) -> Result<(), IndexError> {
     report.chunks_total = store.chunks_under(&report.root).await?;
-    if whole_root {
+    if scope == Scope::WholeRoot {
         report.chunks_pending = store.pending_chunks(Some(&report.root)).await?;
     }
     report.skipped.sort_by(|a, b| a.path.cmp(&b.path));
@@ -383,13 +393,15 @@ async fn apply_changes(
     deleted: Vec<String>,
     known: Arc<HashMap<String, FileRow>>,
     options: &IndexOptions,
-    (report, started): (&mut IndexReport, Instant),
+    report: &mut IndexReport,
+    (started, scope): (Instant, Scope),
     on_progress: &mut (dyn FnMut(IndexProgress) + Send),
 ) -> Result<(), IndexError> {
     let root = report.root.clone();
-    // A small change (a watcher's batch) looks up only what it touches; a
-    // full run reads the index's hashes once.
-    let narrow = found.len() + deleted.len() < NARROW_LOOKUP_FILES;
+    // A watcher's batch (`found` is only the changed paths) looks up the
+    // vectors and unfinished files of its own rows; a full run, which
+    // looks at every file anyway, reads the index's hashes once.
+    let narrow = scope == Scope::ChangedPaths;
     let (unfinished, embedded) = if narrow {
         let rels: Vec<String> = found.iter().map(|f| f.rel.clone()).collect();
         let unfinished = store.files_with_pending_chunks_among(&root, &rels).await?;

@@ -210,6 +210,8 @@ pub struct RootStatus {
     pub files: usize,
     /// Chunks under it.
     pub chunks: usize,
+    /// Chunks under it still without vectors.
+    pub pending: usize,
     /// Unix seconds when its last indexing run finished, if known.
     pub last_indexed: Option<u64>,
 }
@@ -1224,27 +1226,49 @@ impl Store {
     /// Counts, roots, size on disk and versions.
     pub async fn status(&self) -> Result<IndexStatus> {
         let indexed_at = read_indexed_at(&self.dir);
+        let hashes = self.vector_hashes().await?;
         let mut roots: BTreeMap<String, RootStatus> = BTreeMap::new();
-        for (table, is_files) in [(&self.files, true), (&self.chunks, false)] {
-            let batches = collect(
-                &table.query().select(Select::columns(&["root"])),
-                "reading the index",
-            )
-            .await?;
-            for batch in &batches {
-                for root in arrow_rows::string_column(batch, "root")? {
-                    let entry = roots.entry(root.clone()).or_insert_with(|| RootStatus {
-                        last_indexed: indexed_at.get(&root).copied(),
-                        root,
-                        files: 0,
-                        chunks: 0,
-                    });
-                    if is_files {
-                        entry.files += 1;
-                    } else {
-                        entry.chunks += 1;
-                    }
-                }
+        fn entry<'a>(
+            roots: &'a mut BTreeMap<String, RootStatus>,
+            indexed_at: &BTreeMap<String, u64>,
+            root: String,
+        ) -> &'a mut RootStatus {
+            roots.entry(root.clone()).or_insert_with(|| RootStatus {
+                last_indexed: indexed_at.get(&root).copied(),
+                root,
+                files: 0,
+                chunks: 0,
+                pending: 0,
+            })
+        }
+        let file_roots = collect(
+            &self.files.query().select(Select::columns(&["root"])),
+            "reading the index",
+        )
+        .await?;
+        for batch in &file_roots {
+            for root in arrow_rows::string_column(batch, "root")? {
+                entry(&mut roots, &indexed_at, root).files += 1;
+            }
+        }
+        // One pass over the chunks counts them and their pending ones per root.
+        let chunk_roots = collect(
+            &self
+                .chunks
+                .query()
+                .select(Select::columns(&["root", "content_hash"])),
+            "reading the index",
+        )
+        .await?;
+        for batch in &chunk_roots {
+            let content = arrow_rows::string_column(batch, "content_hash")?;
+            for (root, hash) in arrow_rows::string_column(batch, "root")?
+                .into_iter()
+                .zip(content)
+            {
+                let root = entry(&mut roots, &indexed_at, root);
+                root.chunks += 1;
+                root.pending += usize::from(!hashes.contains(&hash));
             }
         }
         let roots: Vec<RootStatus> = roots.into_values().collect();
@@ -1259,12 +1283,8 @@ impl Store {
             meta: self.meta.clone(),
             files: roots.iter().map(|r| r.files).sum(),
             chunks: roots.iter().map(|r| r.chunks).sum(),
-            pending: self.pending_chunks(None).await?,
-            vectors: self
-                .vectors
-                .count_rows(None)
-                .await
-                .map_err(lance("counting vectors"))?,
+            pending: roots.iter().map(|r| r.pending).sum(),
+            vectors: hashes.len(),
             roots,
             bytes: dir_size(&self.dir),
             versions,

@@ -370,6 +370,14 @@ fn chunks_without_vectors_are_text_searchable_and_invisible_to_vector_search() {
         store.ensure_text_index().await.unwrap();
         assert_eq!(store.pending_chunks(None).await.unwrap(), 1);
         assert_eq!(store.pending_chunks(Some("/other")).await.unwrap(), 0);
+        let status = store.status().await.unwrap();
+        let per_root: Vec<(&str, usize, usize)> = status
+            .roots
+            .iter()
+            .map(|r| (r.root.as_str(), r.chunks, r.pending))
+            .collect();
+        assert_eq!(per_root, [("/r", 2, 1)]);
+        assert_eq!((status.pending, status.vectors), (1, 1));
         assert_eq!(
             store.files_with_pending_chunks("/r").await.unwrap(),
             HashSet::from(["b.py".to_string()])

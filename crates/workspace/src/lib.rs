@@ -267,12 +267,11 @@ impl Workspace {
         if let Some(store) = self.open_store().await {
             let status = store.status().await?;
             for root in status.roots {
-                let pending = store.pending_chunks(Some(&root.root)).await?;
                 repos.push(Repository {
                     name: repo_name(&root.root),
                     files: root.files,
                     chunks: root.chunks,
-                    pending,
+                    pending: root.pending,
                     last_indexed: root.last_indexed,
                     state: RepoState::UpToDate,
                     progress: None,
@@ -286,8 +285,8 @@ impl Workspace {
         Ok(repos)
     }
 
-    /// Languages present in the index, for the language filter (all known
-    /// ones; an index does not track which occur).
+    /// Languages the language filter offers: every language Quarry chunks,
+    /// plus `text` (an index does not record which of them occur).
     pub fn languages(&self) -> Vec<String> {
         quarry_chunk::languages()
             .iter()
