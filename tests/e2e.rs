@@ -17,9 +17,12 @@ fn quarry() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_quarry"));
     // The user's own settings must not change what the tests see.
     let settings = std::env::temp_dir().join("quarry-e2e-no-settings.toml");
+    // Nor may one test's vectors, through the machine's embedding cache,
+    // change what another embeds; the tests of the cache give it a directory.
     cmd.env("NO_COLOR", "1")
         .env_remove("QUARRY_DB")
-        .env("QUARRY_CONFIG", settings);
+        .env("QUARRY_CONFIG", settings)
+        .env("QUARRY_EMBEDDING_CACHE", "off");
     cmd
 }
 
@@ -429,6 +432,56 @@ fn a_second_checkout_in_the_same_index_embeds_nothing() {
             .all(|h| h["root"].as_str().unwrap().ends_with("feature")),
         "{hits:?}"
     );
+}
+
+#[test]
+fn the_embedding_cache_spares_rebuilds_and_other_indexes_the_embedding() {
+    let base = scratch("embedding-cache");
+    let repo = base.join("repo");
+    copy_tree(&fixtures().join("repo"), &repo);
+    let cache = base.join("cache");
+    let cached = |args: &[&str]| -> Value {
+        let out = quarry()
+            .env("QUARRY_EMBEDDING_CACHE", &cache)
+            .args(args)
+            .output()
+            .unwrap();
+        assert_ok(&out);
+        serde_json::from_str(&stdout(&out)).expect("JSON")
+    };
+    let repo_arg = repo.to_str().unwrap();
+    // An index made while the cache was off: its rebuild keeps its vectors.
+    let plain = base.join("plain");
+    let first = index_json(&repo, &plain, &[]);
+    let embedded = first["chunks_embedded"].as_u64().unwrap();
+    assert!(embedded > 0, "{first}");
+    let plain_arg = plain.to_str().unwrap();
+    let rebuilt = cached(&["index", repo_arg, "--db", plain_arg, "--rebuild", "--json"]);
+    assert_eq!(rebuilt["chunks_embedded"], 0, "{rebuilt}");
+    assert_eq!(rebuilt["chunks_from_cache"], embedded, "{rebuilt}");
+    assert_eq!(rebuilt["chunks_total"], first["chunks_total"]);
+
+    // Another index on the machine embeds nothing either.
+    let other = base.join("other");
+    let other_arg = other.to_str().unwrap();
+    let second = cached(&["index", repo_arg, "--db", other_arg, "--json"]);
+    assert_eq!(second["chunks_embedded"], 0, "{second}");
+    assert_eq!(second["chunks_reused"], second["chunks_total"], "{second}");
+    assert_eq!(status_json(&other)["pending"], 0);
+    let status = cached(&["status", "--db", other_arg, "--json"]);
+    assert_eq!(status["embedding_cache"]["entries"], embedded, "{status}");
+    assert!(status["embedding_cache"]["bytes"].as_u64().unwrap() > 0);
+    // Its vectors are the ones computed the first time.
+    let query = "retry an http request with exponential backoff";
+    let from_cache = search_json(&other, "text", query, &[]);
+    let computed = search_json(&plain, "text", query, &[]);
+    assert_eq!(from_cache[0]["symbol"], computed[0]["symbol"]);
+    let score = |hits: &[Value]| hits[0]["score"].as_f64().unwrap();
+    assert!((score(&from_cache) - score(&computed)).abs() < 1e-3);
+
+    // Off means off.
+    let off = index_json(&repo, &base.join("off"), &[]);
+    assert_eq!(off["chunks_embedded"], embedded, "{off}");
 }
 
 #[test]
@@ -1042,7 +1095,9 @@ fn killing_the_indexer_at_random_moments_converges_to_the_clean_index() {
         if round % 5 == 4 {
             args.push("--rebuild");
         }
+        // Killed runs also leave the embedding cache half-written.
         let mut child = quarry()
+            .env("QUARRY_EMBEDDING_CACHE", base.join("cache"))
             .args(&args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -1061,7 +1116,13 @@ fn killing_the_indexer_at_random_moments_converges_to_the_clean_index() {
         );
     }
 
-    index_json(&repo, &db, &[]);
+    // The final run reads whatever the killed runs cached.
+    let last = quarry()
+        .env("QUARRY_EMBEDDING_CACHE", base.join("cache"))
+        .args(["index", "--db", &db_arg, &repo_arg])
+        .output()
+        .unwrap();
+    assert_ok(&last);
     let clean = base.join("clean");
     index_json(&repo, &clean, &[]);
     let rt = tokio::runtime::Runtime::new().unwrap();

@@ -31,6 +31,7 @@ fn app() -> App {
         db: base.join("index"),
         settings: base.join("config.toml"),
         home: Locations::from_env().home,
+        embedding_cache: Some(base.join("embedding-cache")),
     };
     let app = quarry_app::with_commands(mock_builder())
         .build(tauri::generate_context!())

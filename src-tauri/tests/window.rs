@@ -369,6 +369,7 @@ fn the_window_indexes_a_repository_and_finds_code_three_ways() {
         .env("DISPLAY", &display)
         .env("QUARRY_DB", scratch.join("index"))
         .env("QUARRY_CONFIG", scratch.join("config.toml"))
+        .env("QUARRY_EMBEDDING_CACHE", scratch.join("embedding-cache"))
         .env_remove("WAYLAND_DISPLAY")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());

@@ -1,9 +1,13 @@
-//! `quarry-bench live DIR DB [--edits N] [--switch N]`: a watched index
-//! under edits, as a user's editor makes them. Measures, in one run, the time
-//! from saving a file to a search finding its new function (p50/p95), the
-//! table versions and disk after the edits against a freshly optimised
-//! index, and the chunks embedded by a simulated branch switch and back.
-//! The tree's files are restored at the end.
+//! `quarry-bench live DIR DB [--edits N] [--switch N] [--checkout REF]`: a
+//! watched index under edits, as a user's editor makes them. Measures, in
+//! one run, the time from saving a file to a search finding its new function
+//! (p50/p95), the table versions and disk after the edits against a freshly
+//! optimised index, the chunks embedded by a simulated branch switch and
+//! back, and — when DIR is a git work tree and REF is given — a real
+//! `git checkout REF`, back, and to REF again: files the watcher changed,
+//! chunks embedded and seconds until the index was up to date. The index
+//! uses an embedding cache of its own beside DB (`DB-embedding-cache`), as
+//! a user's does. The tree's files (and branch) are restored at the end.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,8 +18,30 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use quarry_index::{IndexOptions, IndexReport};
 use quarry_models::Embedder;
-use quarry_store::{IndexMeta, SearchFilter, Store};
+use quarry_store::{EmbeddingCache, IndexMeta, SearchFilter, Store};
 use quarry_workspace::watch::{watch, WatchEvent, WatchOptions};
+
+/// What to do besides indexing and watching.
+pub struct Plan {
+    /// Single-file edits, each waited for until searchable.
+    pub edits: usize,
+    /// Files in the simulated branch switch.
+    pub switch: usize,
+    /// A git ref to check out, back and again.
+    pub checkout: Option<String>,
+}
+
+/// One real checkout, as the watcher followed it.
+#[derive(Debug)]
+struct Checkout {
+    to: String,
+    files_changed: usize,
+    files_deleted: usize,
+    embedded: usize,
+    from_cache: usize,
+    /// From `git checkout` starting to the last batch it caused.
+    seconds: f64,
+}
 
 /// What the run measures.
 #[derive(Debug, Default)]
@@ -31,34 +57,34 @@ struct Live {
     switch_files: usize,
     switch_embedded: usize,
     switch_back_embedded: usize,
+    checkouts: Vec<Checkout>,
 }
 
 /// Runs the bench (see the module docs).
-pub async fn run(
-    embedder: &Embedder,
-    tree: &Path,
-    db: &Path,
-    edits: usize,
-    switch: usize,
-) -> Result<()> {
+pub async fn run(embedder: &Embedder, tree: &Path, db: &Path, plan: &Plan) -> Result<()> {
+    let (edits, switch) = (plan.edits, plan.switch);
     let tree = tree
         .canonicalize()
         .with_context(|| tree.display().to_string())?;
+    let start_ref = match &plan.checkout {
+        Some(_) => Some(git_head(&tree)?),
+        None => None,
+    };
     let meta = IndexMeta::new(embedder.model_id(), embedder.dim());
     let store = Arc::new(Store::open_or_create(db, &meta).await?);
+    let cache_dir = PathBuf::from(format!("{}-embedding-cache", db.display()));
+    let options = IndexOptions {
+        embedding_cache: Some(Arc::new(
+            EmbeddingCache::open(&cache_dir, &meta.model, meta.dim).await?,
+        )),
+        ..IndexOptions::default()
+    };
     eprintln!(
         "indexing {} (incremental if {} has it)",
         tree.display(),
         db.display()
     );
-    let full = quarry_index::index_root(
-        &store,
-        embedder,
-        &tree,
-        &IndexOptions::default(),
-        &mut |_| {},
-    )
-    .await?;
+    let full = quarry_index::index_root(&store, embedder, &tree, &options, &mut |_| {}).await?;
     store.optimize().await?;
     let fresh = store.status().await?;
     let mut live = Live {
@@ -73,12 +99,16 @@ pub async fn run(
         bail!("no Python files to edit under {}", tree.display());
     }
 
-    let batches: Arc<Mutex<Vec<IndexReport>>> = Arc::default();
+    let batches: Arc<Mutex<Vec<(Instant, IndexReport)>>> = Arc::default();
     let optimizations = Arc::new(Mutex::new(0usize));
     let stop = Arc::new(AtomicBool::new(false));
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let watcher = {
         let (store, embedder, tree) = (Arc::clone(&store), embedder.clone(), tree.clone());
+        let watch_options = WatchOptions {
+            index: options.clone(),
+            ..WatchOptions::default()
+        };
         let (batches, optimizations, stop) = (batches.clone(), optimizations.clone(), stop.clone());
         tokio::spawn(async move {
             let mut ready = Some(ready_tx);
@@ -88,7 +118,7 @@ pub async fn run(
                         let _ = tx.send(());
                     }
                 }
-                WatchEvent::Batch(b) => batches.lock().unwrap().push(b.report),
+                WatchEvent::Batch(b) => batches.lock().unwrap().push((Instant::now(), b.report)),
                 WatchEvent::Optimized { .. } => *optimizations.lock().unwrap() += 1,
                 WatchEvent::Failed { problem, .. } => eprintln!("batch failed: {problem}"),
                 WatchEvent::Waited => {}
@@ -97,7 +127,7 @@ pub async fn run(
                 &store,
                 &embedder,
                 &[tree],
-                &WatchOptions::default(),
+                &watch_options,
                 stop,
                 &mut on_event,
             )
@@ -162,14 +192,27 @@ pub async fn run(
     live.switch_embedded = settle(&batches, switched.len())
         .await?
         .iter()
-        .map(|r| r.chunks_embedded)
+        .map(|(_, r)| r.chunks_embedded)
         .sum();
     before.restore()?;
     live.switch_back_embedded = settle(&batches, switched.len())
         .await?
         .iter()
-        .map(|r| r.chunks_embedded)
+        .map(|(_, r)| r.chunks_embedded)
         .sum();
+
+    if let (Some(target), Some(start)) = (&plan.checkout, &start_ref) {
+        let back = Branch {
+            tree: tree.clone(),
+            to: start.clone(),
+        };
+        for to in [target, start, target, start] {
+            let checkout = check_out(&tree, to, &batches).await?;
+            eprintln!("{checkout:?}");
+            live.checkouts.push(checkout);
+        }
+        drop(back);
+    }
 
     // Let the schedule compact what the edits left (it does after idle time
     // or every few batches), then read versions and disk.
@@ -184,16 +227,108 @@ pub async fn run(
     Ok(())
 }
 
+/// Checks out `to` in the git work tree `tree` while the watcher runs,
+/// and waits until the index has caught up: the watcher's batches account
+/// for every file git changed that the index holds or the walk would take,
+/// or nothing more arrives for a while (files the walk skips, such as
+/// binaries, are in git's list but in no batch).
+async fn check_out(
+    tree: &Path,
+    to: &str,
+    batches: &Mutex<Vec<(Instant, IndexReport)>>,
+) -> Result<Checkout> {
+    let from = git(tree, &["rev-parse", "HEAD"])?;
+    let changed = git(tree, &["diff", "--name-only", "--no-renames", &from, to])?;
+    let expected = changed.lines().filter(|l| !l.is_empty()).count();
+    batches.lock().unwrap().clear();
+    let started = Instant::now();
+    git(tree, &["checkout", "-q", to])?;
+    let quiet_for = Duration::from_secs(8);
+    let reports = loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let seen = batches.lock().unwrap();
+        let accounted: usize = seen
+            .iter()
+            .map(|(_, r)| r.files_changed + r.files_deleted + r.skipped.len())
+            .sum();
+        let last = seen.last().map_or(started, |(at, _)| *at);
+        if accounted >= expected || (!seen.is_empty() && last.elapsed() >= quiet_for) {
+            drop(seen);
+            break std::mem::take(&mut *batches.lock().unwrap());
+        }
+        if started.elapsed() > Duration::from_secs(3600) {
+            bail!("the watcher did not catch up with `git checkout {to}`");
+        }
+    };
+    let last = reports.last().map_or(started, |(at, _)| *at);
+    Ok(Checkout {
+        to: to.to_string(),
+        files_changed: reports.iter().map(|(_, r)| r.files_changed).sum(),
+        files_deleted: reports.iter().map(|(_, r)| r.files_deleted).sum(),
+        embedded: reports.iter().map(|(_, r)| r.chunks_embedded).sum(),
+        from_cache: reports.iter().map(|(_, r)| r.chunks_from_cache).sum(),
+        seconds: last.duration_since(started).as_secs_f64(),
+    })
+}
+
+/// The branch (or commit) checked out in `tree`.
+fn git_head(tree: &Path) -> Result<String> {
+    if !git(tree, &["status", "--porcelain", "--untracked-files=no"])?.is_empty() {
+        bail!(
+            "{} has uncommitted changes; the bench checks out other refs",
+            tree.display()
+        );
+    }
+    git(tree, &["symbolic-ref", "--short", "-q", "HEAD"])
+        .or_else(|_| git(tree, &["rev-parse", "HEAD"]))
+}
+
+/// Runs git in `tree`, returning its trimmed output.
+fn git(tree: &Path, args: &[&str]) -> Result<String> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(tree)
+        .args(args)
+        .output()
+        .context("running git")?;
+    if !out.status.success() {
+        bail!(
+            "git {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Checks the branch the bench started on out again when dropped, so a
+/// failed run leaves the work tree as found.
+struct Branch {
+    tree: PathBuf,
+    to: String,
+}
+
+impl Drop for Branch {
+    fn drop(&mut self) {
+        if let Err(e) = git(&self.tree, &["checkout", "-q", &self.to]) {
+            eprintln!("could not check {} out again: {e}", self.to);
+        }
+    }
+}
+
 /// Waits until the watcher's batches since the last call have changed
 /// `files` files, and returns them.
-async fn settle(batches: &Mutex<Vec<IndexReport>>, files: usize) -> Result<Vec<IndexReport>> {
+async fn settle(
+    batches: &Mutex<Vec<(Instant, IndexReport)>>,
+    files: usize,
+) -> Result<Vec<(Instant, IndexReport)>> {
     let started = Instant::now();
     loop {
         let changed: usize = batches
             .lock()
             .unwrap()
             .iter()
-            .map(|r| r.files_changed)
+            .map(|(_, r)| r.files_changed)
             .sum();
         if changed >= files {
             return Ok(std::mem::take(&mut *batches.lock().unwrap()));
@@ -265,4 +400,15 @@ fn print(tree: &Path, live: &Live) {
         live.switch_embedded,
         live.switch_back_embedded,
     );
+    if live.checkouts.is_empty() {
+        return;
+    }
+    println!("\n| git checkout | files changed | files deleted | chunks embedded | vectors from the cache | until up to date |");
+    println!("|---|---|---|---|---|---|");
+    for c in &live.checkouts {
+        println!(
+            "| {} | {} | {} | {} | {} | {:.1} s |",
+            c.to, c.files_changed, c.files_deleted, c.embedded, c.from_cache, c.seconds
+        );
+    }
 }

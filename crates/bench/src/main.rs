@@ -135,21 +135,26 @@ fn main() -> Result<()> {
         return runtime.block_on(scale::run(&tree, &embedder, &args));
     }
     if raw.first().map(String::as_str) == Some("live") {
-        let usage = "usage: quarry-bench live DIR DB [--edits N] [--switch N]";
-        let (mut edits, mut switch) = (200usize, 100usize);
+        let usage = "usage: quarry-bench live DIR DB [--edits N] [--switch N] [--checkout GIT-REF]";
+        let mut plan = live::Plan {
+            edits: 200,
+            switch: 100,
+            checkout: None,
+        };
         let mut paths = Vec::new();
         let mut it = raw[1..].iter();
         while let Some(arg) = it.next() {
             match arg.as_str() {
-                "--edits" => edits = it.next().context(usage)?.parse()?,
-                "--switch" => switch = it.next().context(usage)?.parse()?,
+                "--edits" => plan.edits = it.next().context(usage)?.parse()?,
+                "--switch" => plan.switch = it.next().context(usage)?.parse()?,
+                "--checkout" => plan.checkout = Some(it.next().context(usage)?.clone()),
                 _ => paths.push(PathBuf::from(arg)),
             }
         }
         let [tree, db] = paths.as_slice() else {
             bail!(usage);
         };
-        return runtime.block_on(live::run(&embedder, tree, db, edits, switch));
+        return runtime.block_on(live::run(&embedder, tree, db, &plan));
     }
     if raw.first().map(String::as_str) == Some("recall") {
         let usage = "usage: quarry-bench recall DB [QUERIES]";

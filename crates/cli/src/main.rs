@@ -18,7 +18,7 @@ use quarry_models::{
     ModelSpec, DEFAULT_MODEL,
 };
 use quarry_search::{Mode, SearchError, SearchRequest};
-use quarry_store::{IndexMeta, Store, StoreError, WriterLock};
+use quarry_store::{CacheStats, EmbeddingCache, IndexMeta, Store, StoreError, WriterLock};
 use quarry_workspace::watch::WatchEvent;
 use quarry_workspace::{engine_from_env, Locations, Problem, Settings};
 
@@ -335,7 +335,7 @@ fn lock_for_writing(db: &Path) -> Result<WriterLock> {
 
 async fn index(args: IndexArgs) -> Result<()> {
     let db = args.db.resolve();
-    let (reports, _, _) = index_dirs(&args).await?;
+    let reports = index_dirs(&args).await?.reports;
     if args.json {
         println!(
             "{}",
@@ -347,9 +347,17 @@ async fn index(args: IndexArgs) -> Result<()> {
     Ok(())
 }
 
+/// What [`index_dirs`] leaves open for a watcher to go on with.
+struct Indexed {
+    reports: Vec<IndexReport>,
+    store: Store,
+    embedder: Embedder,
+    options: IndexOptions,
+}
+
 /// Indexes `args.dirs` (printing each report unless `--json`) and returns
-/// the reports with the open index and the loaded model.
-async fn index_dirs(args: &IndexArgs) -> Result<(Vec<IndexReport>, Store, Embedder)> {
+/// the reports with the open index, the loaded model and the options used.
+async fn index_dirs(args: &IndexArgs) -> Result<Indexed> {
     let db = args.db.resolve();
     for dir in &args.dirs {
         if !dir.is_dir() {
@@ -359,7 +367,9 @@ async fn index_dirs(args: &IndexArgs) -> Result<(Vec<IndexReport>, Store, Embedd
     let settings = settings()?;
     let spec = find_model(&settings.model).unwrap_or(DEFAULT_MODEL);
     let _writing = lock_for_writing(&db)?;
+    let locations = Locations::from_env();
     if args.rebuild {
+        keep_vectors_before_rebuild(&db, &locations).await;
         Store::destroy(&db).with_context(|| format!("removing the index at {}", db.display()))?;
     }
     let meta = IndexMeta::new(spec.id, spec.dim);
@@ -369,6 +379,7 @@ async fn index_dirs(args: &IndexArgs) -> Result<(Vec<IndexReport>, Store, Embedd
     let embedder = load_embedder(spec, &settings)?;
     let options = IndexOptions {
         text_only: args.text_only,
+        embedding_cache: locations.open_embedding_cache(spec.id, spec.dim).await,
         ..args.walk.options(&settings)
     };
     let mut reports = Vec::new();
@@ -439,7 +450,34 @@ async fn index_dirs(args: &IndexArgs) -> Result<(Vec<IndexReport>, Store, Embedd
         }
         reports.push(report);
     }
-    Ok((reports, store, embedder))
+    Ok(Indexed {
+        reports,
+        store,
+        embedder,
+        options,
+    })
+}
+
+/// Copies the vectors of the index about to be rebuilt into the embedding
+/// cache of the model that made them, so the rebuild (or a later switch
+/// back to that model) embeds nothing it had. An index that does not open
+/// has nothing to keep; a cache that fails costs only time.
+async fn keep_vectors_before_rebuild(db: &Path, locations: &Locations) {
+    let Ok(old) = Store::open(db).await else {
+        return;
+    };
+    let meta = old.meta();
+    let Some(cache) = locations.open_embedding_cache(&meta.model, meta.dim).await else {
+        return;
+    };
+    match old.save_vectors_to(&cache).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            vectors = n,
+            "kept the old index's vectors in the embedding cache"
+        ),
+        Err(e) => tracing::warn!("could not keep the old index's vectors: {e}"),
+    }
 }
 
 async fn watch(args: WatchArgs) -> Result<()> {
@@ -452,9 +490,14 @@ async fn watch(args: WatchArgs) -> Result<()> {
         text_only: false,
     };
     // Catch up with what changed while nothing was watching.
-    let (reports, store, embedder) = index_dirs(&index_args).await?;
+    let Indexed {
+        reports,
+        store,
+        embedder,
+        options,
+    } = index_dirs(&index_args).await?;
     let options = quarry_workspace::watch::WatchOptions {
-        index: index_args.walk.options(&settings()?),
+        index: options,
         ..Default::default()
     };
     let roots: Vec<PathBuf> = reports.iter().map(|r| PathBuf::from(&r.root)).collect();
@@ -500,6 +543,7 @@ fn index_summary(reports: &[IndexReport], db: &Path) -> serde_json::Value {
         "chunks_total": sum(|r| r.chunks_total),
         "chunks_embedded": sum(|r| r.chunks_embedded),
         "chunks_reused": sum(|r| r.chunks_reused),
+        "chunks_from_cache": sum(|r| r.chunks_from_cache),
         "chunks_pending": sum(|r| r.chunks_pending),
         "searchable_seconds": reports.iter().map(|r| r.searchable_seconds).sum::<f64>(),
         "seconds": reports.iter().map(|r| r.seconds).sum::<f64>(),
@@ -644,6 +688,7 @@ async fn status(args: StatusArgs) -> Result<()> {
     let db = args.db.resolve();
     let store = Store::open(&db).await.map_err(store_error)?;
     let status = store.status().await?;
+    let cache = embedding_cache_stats(&status.meta).await;
     if args.json {
         let value = serde_json::json!({
             "db": status.db,
@@ -658,12 +703,37 @@ async fn status(args: StatusArgs) -> Result<()> {
             "bytes": status.bytes,
             "disk": store.disk_usage(),
             "versions": status.versions,
+            "embedding_cache": cache.as_ref().map(|(dir, stats)| serde_json::json!({
+                "dir": dir, "entries": stats.entries, "bytes": stats.bytes,
+            })),
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
         output::print_status(&status);
+        if let Some((dir, stats)) = cache {
+            println!(
+                "Embedding cache: {} vectors, {:.1} MiB at {}",
+                stats.entries,
+                stats.bytes as f64 / (1024.0 * 1024.0),
+                dir.display()
+            );
+        }
     }
     Ok(())
+}
+
+/// Where the embedding cache of the index's model is and what it holds,
+/// when it exists (status never creates it).
+async fn embedding_cache_stats(meta: &IndexMeta) -> Option<(PathBuf, CacheStats)> {
+    let root = Locations::from_env().embedding_cache?;
+    let dir = EmbeddingCache::dir_for(&root, &meta.model, meta.dim);
+    if !dir.is_dir() {
+        return None;
+    }
+    let cache = EmbeddingCache::open(&root, &meta.model, meta.dim)
+        .await
+        .ok()?;
+    Some((dir, cache.stats().await.ok()?))
 }
 
 fn models(args: ModelsArgs) -> Result<()> {

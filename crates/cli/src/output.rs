@@ -35,7 +35,7 @@ impl Style {
 
 pub fn print_index_report(report: &IndexReport) {
     println!(
-        "Indexed {}: {} files scanned, {} changed, {} deleted, {} skipped; {} chunks ({} embedded) in {:.1}s (searchable by text after {:.1}s)",
+        "Indexed {}: {} files scanned, {} changed, {} deleted, {} skipped; {} chunks ({} embedded{}) in {:.1}s (searchable by text after {:.1}s)",
         report.root,
         report.files_scanned,
         report.files_changed,
@@ -43,6 +43,11 @@ pub fn print_index_report(report: &IndexReport) {
         report.skipped.len(),
         report.chunks_total,
         report.chunks_embedded,
+        if report.chunks_from_cache > 0 {
+            format!(", {} from the embedding cache", report.chunks_from_cache)
+        } else {
+            String::new()
+        },
         report.seconds,
         report.searchable_seconds
     );
@@ -228,6 +233,7 @@ pub fn print_watch_event(event: &WatchEvent, json: bool) {
             "files_deleted": batch.report.files_deleted,
             "chunks_embedded": batch.report.chunks_embedded,
             "chunks_reused": batch.report.chunks_reused,
+            "chunks_from_cache": batch.report.chunks_from_cache,
             "searchable_seconds": batch.report.searchable_seconds,
             "seconds": batch.report.seconds,
         }),

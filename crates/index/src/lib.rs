@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use quarry_chunk::{Chunk, ChunkConfig, TokenCounter};
 use quarry_models::Embedder;
-use quarry_store::{ChunkRow, FileRow, Store, StoredChunk};
+use quarry_store::{ChunkRow, EmbeddingCache, FileRow, Store, StoredChunk};
 use xxhash_rust::xxh3::xxh3_128;
 
 use walk::FoundFile;
@@ -73,6 +73,10 @@ pub struct IndexOptions {
     /// Set to stop a run between batches ([`IndexError::Cancelled`]). What was
     /// written stays consistent: the next run picks up where this one stopped.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// The machine's embedding cache for the index's model: texts it has
+    /// are not embedded again, texts embedded are added to it. `None` (or a
+    /// cache of another model) turns it off.
+    pub embedding_cache: Option<Arc<EmbeddingCache>>,
 }
 
 impl IndexOptions {
@@ -93,6 +97,7 @@ impl Default for IndexOptions {
             chunking: ChunkConfig::default(),
             text_only: false,
             cancel: None,
+            embedding_cache: None,
         }
     }
 }
@@ -129,6 +134,10 @@ pub struct IndexReport {
     /// had a vector (an unchanged function of an edited file, an edit undone,
     /// the same file in another checkout) or repeats a text of this run.
     pub chunks_reused: usize,
+    /// Of `chunks_reused`, the distinct texts whose vector came from the
+    /// machine's embedding cache (computed for another index, or before a
+    /// rebuild).
+    pub chunks_from_cache: usize,
     /// Chunks of this root still without vectors after the run (`text_only`).
     pub chunks_pending: usize,
     /// Seconds until every chunk was searchable by text (end of pass 1).
@@ -265,6 +274,7 @@ pub async fn index_root(
     options.check_cancelled()?;
     on_progress(IndexProgress::Optimizing);
     store.optimize().await?;
+    maintain_cache(options).await;
     finish_report(store, &mut report, started, Scope::WholeRoot).await?;
     Ok(report)
 }
@@ -348,6 +358,24 @@ pub async fn index_paths(
     .await?;
     finish_report(store, &mut report, started, Scope::ChangedPaths).await?;
     Ok(report)
+}
+
+/// Compacts the embedding cache after a run (unless another process is at
+/// it); a cache that fails is logged, never the run's failure.
+pub async fn maintain_cache(options: &IndexOptions) {
+    if let Some(cache) = &options.embedding_cache {
+        if let Err(e) = cache.maintain().await {
+            tracing::warn!(cache = %cache.dir().display(), "embedding cache maintenance failed: {e}");
+        }
+    }
+}
+
+/// The embedding cache, when there is one for the index's model.
+fn usable_cache<'a>(store: &Store, options: &'a IndexOptions) -> Option<&'a EmbeddingCache> {
+    options
+        .embedding_cache
+        .as_deref()
+        .filter(|c| c.model() == store.meta().model && c.dim() == store.meta().dim)
 }
 
 /// What a run looked at, which decides how it reads the index.
@@ -462,6 +490,21 @@ async fn apply_changes(
     }
     store.ensure_text_index().await?;
     report.searchable_seconds = started.elapsed().as_secs_f64();
+    // Vectors computed before (for another index, or before a rebuild)
+    // cost a copy, even in a text-only run.
+    let to_embed = match usable_cache(store, options) {
+        Some(cache) if !to_embed.is_empty() => {
+            let hashes: Vec<String> = to_embed.iter().map(|(h, _)| h.clone()).collect();
+            let cached = store.fill_from_cache(cache, &hashes).await?;
+            report.chunks_from_cache += cached.len();
+            report.chunks_reused += cached.len();
+            to_embed
+                .into_iter()
+                .filter(|(hash, _)| !cached.contains(hash))
+                .collect()
+        }
+        _ => to_embed,
+    };
     on_progress(IndexProgress::Searchable {
         chunks_pending: to_embed.len(),
     });
@@ -684,6 +727,7 @@ async fn write_vectors(
     if to_embed.is_empty() {
         return Ok(());
     }
+    let cache = usable_cache(store, options);
     let chunks_total = to_embed.len();
     let (tx, mut rx) = tokio::sync::mpsc::channel(EMBEDDED_QUEUE * (EMBED_GROUP / EMBED_SLICE + 1));
     let embedding = spawn_embedder(to_embed, embedder.clone(), options.cancel.clone(), tx);
@@ -696,7 +740,14 @@ async fn write_vectors(
                     chunks_total,
                 });
             }
-            Embedded::Group(vectors) => store.add_vectors(&vectors).await?,
+            Embedded::Group(vectors) => {
+                store.add_vectors(&vectors).await?;
+                if let Some(cache) = cache {
+                    if let Err(e) = cache.put(&vectors).await {
+                        tracing::warn!(cache = %cache.dir().display(), "embedding cache not written: {e}");
+                    }
+                }
+            }
             Embedded::Failed(e) => return Err(e.into()),
         }
         options.check_cancelled()?;

@@ -427,3 +427,86 @@ fn indexing_the_changed_paths_gives_the_index_a_full_run_gives() {
         assert_eq!((idle.files_changed, idle.files_deleted), (0, 0), "{idle:?}");
     });
 }
+
+#[test]
+fn a_second_index_on_the_machine_takes_its_vectors_from_the_embedding_cache() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let repo = tempfile::tempdir().unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let root = repo.path();
+        write(
+            root,
+            "retry.py",
+            b"def retry(call, attempts=3):\n    for _ in range(attempts):\n        try:\n            return call()\n        except IOError:\n            pass\n\n\ndef backoff(n):\n    return 2 ** n\n",
+        );
+        write(root, "lib.rs", b"pub fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n");
+        let caches = scratch.path().join("cache");
+        let cache = Arc::new(
+            EmbeddingCache::open(&caches, DEFAULT_MODEL.id, DEFAULT_MODEL.dim)
+                .await
+                .unwrap(),
+        );
+        let options = IndexOptions {
+            embedding_cache: Some(Arc::clone(&cache)),
+            ..IndexOptions::default()
+        };
+        let first_store = Store::open_or_create(&scratch.path().join("one"), &meta())
+            .await
+            .unwrap();
+        let first = index_root(&first_store, embedder(), root, &options, &mut |_| {})
+            .await
+            .unwrap();
+        assert!(first.chunks_embedded >= 3, "{first:?}");
+        assert_eq!(first.chunks_from_cache, 0);
+
+        // Another index on the same machine: nothing is embedded again.
+        let second_store = Store::open_or_create(&scratch.path().join("two"), &meta())
+            .await
+            .unwrap();
+        let second = index_root(&second_store, embedder(), root, &options, &mut |_| {})
+            .await
+            .unwrap();
+        assert_eq!(
+            (second.chunks_embedded, second.chunks_from_cache),
+            (0, first.chunks_embedded),
+            "{second:?}"
+        );
+        assert_eq!(second.chunks_reused, second.chunks_total);
+        assert_eq!(second.chunks_pending, 0);
+        // And the vectors are the same ones: the same nearest chunk, the same score.
+        let query = embedder().embed(&["retry a call a few times"]).unwrap().remove(0);
+        let filter = quarry_store::SearchFilter::default();
+        let one = first_store.vector_search(&query, 1, &filter).await.unwrap();
+        let two = second_store.vector_search(&query, 1, &filter).await.unwrap();
+        assert_eq!(one[0].0.symbol, two[0].0.symbol);
+        assert!((one[0].1 - two[0].1).abs() < 1e-3, "{one:?} vs {two:?}");
+
+        // Even a text-only run takes what the cache has: dense search works.
+        let third_store = Store::open_or_create(&scratch.path().join("three"), &meta())
+            .await
+            .unwrap();
+        let text_only = IndexOptions {
+            text_only: true,
+            ..options.clone()
+        };
+        let third = index_root(&third_store, embedder(), root, &text_only, &mut |_| {})
+            .await
+            .unwrap();
+        assert_eq!((third.chunks_pending, third.chunks_embedded), (0, 0));
+
+        // A cache of another model is never used.
+        let foreign = Arc::new(EmbeddingCache::open(&caches, "other/model", 384).await.unwrap());
+        let fourth_store = Store::open_or_create(&scratch.path().join("four"), &meta())
+            .await
+            .unwrap();
+        let fourth_options = IndexOptions {
+            embedding_cache: Some(foreign),
+            ..IndexOptions::default()
+        };
+        let fourth = index_root(&fourth_store, embedder(), root, &fourth_options, &mut |_| {})
+            .await
+            .unwrap();
+        assert_eq!(fourth.chunks_embedded, first.chunks_embedded);
+    });
+}

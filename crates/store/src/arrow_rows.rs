@@ -126,6 +126,18 @@ pub(crate) fn vector_schema(dim: usize) -> SchemaRef {
     ]))
 }
 
+/// The embedding cache's rows: a vector by text hash, and when it was added
+/// (Unix nanoseconds; the oldest go first when the cache is over its size).
+pub(crate) fn cache_schema(dim: usize) -> SchemaRef {
+    let mut fields: Vec<Field> = vector_schema(dim)
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.push(Field::new("added", DataType::UInt64, false));
+    Arc::new(Schema::new(fields))
+}
+
 pub(crate) fn file_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("root", DataType::Utf8, false),
@@ -176,6 +188,24 @@ pub(crate) fn vector_batch(dim: usize, rows: &[(&str, &[f32])]) -> Result<Record
     .map_err(|e| StoreError::Data(e.to_string()))?;
     let columns: Vec<ArrayRef> = vec![strings(rows.iter().map(|(h, _)| *h)), Arc::new(vectors)];
     RecordBatch::try_new(vector_schema(dim), columns).map_err(|e| StoreError::Data(e.to_string()))
+}
+
+/// Rows for the embedding cache, all stamped `added`.
+pub(crate) fn cache_batch(dim: usize, rows: &[(&str, &[f32])], added: u64) -> Result<RecordBatch> {
+    let vectors = vector_batch(dim, rows)?;
+    let mut columns = vectors.columns().to_vec();
+    columns.push(Arc::new(UInt64Array::from_iter_values(
+        std::iter::repeat_n(added, rows.len()),
+    )));
+    RecordBatch::try_new(cache_schema(dim), columns).map_err(|e| StoreError::Data(e.to_string()))
+}
+
+/// A `UInt64` column's values.
+pub(crate) fn u64_column(batch: &RecordBatch, name: &str) -> Result<Vec<u64>> {
+    column(batch, name)?
+        .as_primitive_opt::<UInt64Type>()
+        .map(|a| a.values().to_vec())
+        .ok_or_else(|| StoreError::Data(format!("column `{name}` is not u64")))
 }
 
 pub(crate) fn file_batch(rows: &[FileRow]) -> Result<RecordBatch> {
@@ -303,11 +333,7 @@ pub(crate) fn fingerprints(batch: &RecordBatch) -> Result<Vec<Fingerprint>> {
 pub(crate) fn file_rows(batch: &RecordBatch) -> Result<Vec<FileRow>> {
     let root = string_column(batch, "root")?;
     let path = string_column(batch, "path")?;
-    let size = column(batch, "size")?
-        .as_primitive_opt::<UInt64Type>()
-        .ok_or_else(|| StoreError::Data("column `size` is not u64".into()))?
-        .values()
-        .to_vec();
+    let size = u64_column(batch, "size")?;
     let mtime = column(batch, "mtime_ns")?
         .as_primitive_opt::<Int64Type>()
         .ok_or_else(|| StoreError::Data("column `mtime_ns` is not i64".into()))?

@@ -16,6 +16,7 @@
 //! when opened.
 
 mod arrow_rows;
+mod cache;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -32,6 +33,7 @@ use lancedb::table::OptimizeAction;
 use lancedb::{Connection, DistanceType, Table};
 
 pub use arrow_rows::{ChunkRow, FileRow, Fingerprint, StoredChunk};
+pub use cache::{CacheStats, EmbeddingCache, DEFAULT_CACHE_BYTES};
 
 /// Version of the table layout. Bump it when columns change; an older index
 /// is upgraded when opened, a newer one is refused with a message that says
@@ -57,6 +59,8 @@ const META_DIM: &str = "quarry.dim";
 /// SQL `IN (...)` lists are split into groups of this many values so a
 /// delete of thousands of paths stays one commit per group, not per file.
 const DELETE_GROUP: usize = 400;
+/// Vectors per commit when an index's vectors are copied into the cache.
+const CACHE_COPY_GROUP: usize = 8_192;
 /// Vectors no chunk refers to any more (edited or deleted code) are kept, so
 /// undoing an edit or switching back to a branch embeds nothing, until they
 /// outnumber this fraction of the referenced ones; then `optimize` drops them.
@@ -479,13 +483,7 @@ impl Store {
         if self.has_text_index.load(Ordering::Relaxed) {
             return Ok(true);
         }
-        let found = self
-            .chunks
-            .list_indices()
-            .await
-            .map_err(lance("listing indices"))?
-            .iter()
-            .any(|index| index.columns.iter().any(|c| c == "text"));
+        let found = has_index_on(&self.chunks, "text").await?;
         self.has_text_index.store(found, Ordering::Relaxed);
         Ok(found)
     }
@@ -504,13 +502,7 @@ impl Store {
 
     /// Whether the vectors have an ANN index.
     pub async fn has_vector_index(&self) -> Result<bool> {
-        Ok(self
-            .vectors
-            .list_indices()
-            .await
-            .map_err(lance("listing indices"))?
-            .iter()
-            .any(|index| index.columns.iter().any(|c| c == "vector")))
+        has_index_on(&self.vectors, "vector").await
     }
 
     /// Deletes the index at `dir` (only if it is a Quarry index or empty): its
@@ -687,6 +679,93 @@ impl Store {
         Ok(out)
     }
 
+    /// Stores the vectors `cache` has for `hashes` (texts this index has no
+    /// vector for) in this index, a group per commit, and returns the hashes
+    /// it stored: those need no embedding. A cache of another model gives
+    /// nothing. The cache is only a cache: when it cannot be read, the
+    /// error is logged and what was stored so far is returned; failing to
+    /// write the index is an error.
+    pub async fn fill_from_cache(
+        &self,
+        cache: &EmbeddingCache,
+        hashes: &[String],
+    ) -> Result<HashSet<String>> {
+        let mut stored = HashSet::new();
+        if cache.model() != self.meta.model || cache.dim() != self.meta.dim {
+            return Ok(stored);
+        }
+        let unreadable = |e: StoreError| {
+            tracing::warn!(cache = %cache.dir().display(), "embedding cache unreadable: {e}");
+        };
+        let mut hits = match cache.hits(hashes).await {
+            Ok(hits) => hits,
+            Err(e) => {
+                unreadable(e);
+                return Ok(stored);
+            }
+        };
+        let mut group: Vec<(String, Vec<f32>)> = Vec::new();
+        loop {
+            match hits.next().await {
+                Ok(Some(batch)) => group.extend(batch),
+                Ok(None) => break,
+                Err(e) => {
+                    unreadable(e);
+                    break;
+                }
+            }
+            if group.len() >= CACHE_COPY_GROUP {
+                let full = std::mem::take(&mut group);
+                self.add_vectors(&full).await?;
+                stored.extend(full.into_iter().map(|(h, _)| h));
+            }
+        }
+        self.add_vectors(&group).await?;
+        stored.extend(group.into_iter().map(|(h, _)| h));
+        Ok(stored)
+    }
+
+    /// Copies this index's vectors that `cache` lacks into it, a group at a
+    /// time: what a rebuild does first, so the vectors of an index made
+    /// before the cache existed (or while it was off) are not lost with it.
+    /// Returns how many were copied.
+    pub async fn save_vectors_to(&self, cache: &EmbeddingCache) -> Result<usize> {
+        if cache.model() != self.meta.model || cache.dim() != self.meta.dim {
+            return Ok(0);
+        }
+        let ours = self.vector_hashes().await?;
+        let cached = cache.contains_among(&ours).await?;
+        if cached.len() == ours.len() {
+            return Ok(0);
+        }
+        let mut stream = self
+            .vectors
+            .query()
+            .select(Select::columns(&["hash", "vector"]))
+            .execute()
+            .await
+            .map_err(lance("reading vectors"))?;
+        let mut copied = 0;
+        let mut group = Vec::new();
+        while let Some(batch) = stream.try_next().await.map_err(lance("reading vectors"))? {
+            let hashes = arrow_rows::string_column(&batch, "hash")?;
+            let vectors = arrow_rows::vector_column(&batch, "vector")?;
+            group.extend(
+                hashes
+                    .into_iter()
+                    .zip(vectors)
+                    .filter(|(hash, _)| !cached.contains(hash)),
+            );
+            if group.len() >= CACHE_COPY_GROUP {
+                copied += group.len();
+                cache.put(&std::mem::take(&mut group)).await?;
+            }
+        }
+        copied += group.len();
+        cache.put(&group).await?;
+        Ok(copied)
+    }
+
     /// Rewrites the file records of `paths` under `root` without touching
     /// their chunks: for files whose mtime changed but whose bytes did not.
     pub async fn update_file_records(
@@ -753,6 +832,7 @@ impl Store {
     /// just written. Called once after an indexing run.
     pub async fn optimize(&self) -> Result<()> {
         self.ensure_text_index().await?;
+        self.ensure_scalar_indexes().await?;
         let hashes = self.vector_hashes().await?;
         let referenced = self.chunk_hashes(None).await?;
         let orphans: Vec<String> = hashes
@@ -802,6 +882,43 @@ impl Store {
                 })
                 .await
                 .map_err(lance("pruning old versions"))?;
+        }
+        Ok(())
+    }
+
+    /// Builds the indexes on the columns a small change filters by, where
+    /// missing: `path` (a watcher's batch deletes and looks up its files'
+    /// rows), `root` (per-root counts) and the vectors' `hash` (which texts
+    /// have a vector). Without them each batch reads whole columns of a
+    /// large index. Rows appended later are scanned until the next
+    /// `optimize` folds them in.
+    async fn ensure_scalar_indexes(&self) -> Result<()> {
+        // Few distinct roots: a bitmap each; paths and hashes: sorted.
+        let wanted = [
+            (&self.chunks, "path", ScalarKind::BTree),
+            (&self.chunks, "root", ScalarKind::Bitmap),
+            (&self.files, "path", ScalarKind::BTree),
+            (&self.vectors, "hash", ScalarKind::BTree),
+        ];
+        for (table, column, kind) in wanted {
+            if has_index_on(table, column).await?
+                || table
+                    .count_rows(None)
+                    .await
+                    .map_err(lance("counting rows"))?
+                    == 0
+            {
+                continue;
+            }
+            let index = match kind {
+                ScalarKind::Bitmap => Index::Bitmap(Default::default()),
+                ScalarKind::BTree => Index::BTree(Default::default()),
+            };
+            table
+                .create_index(&[column], index)
+                .execute()
+                .await
+                .map_err(lance("indexing a column"))?;
         }
         Ok(())
     }
@@ -1292,6 +1409,23 @@ impl Store {
     }
 }
 
+/// The scalar index a column gets from [`Store::optimize`].
+#[derive(Clone, Copy)]
+enum ScalarKind {
+    BTree,
+    Bitmap,
+}
+
+/// Whether `table` has an index on `column`.
+async fn has_index_on(table: &Table, column: &str) -> Result<bool> {
+    Ok(table
+        .list_indices()
+        .await
+        .map_err(lance("listing indices"))?
+        .iter()
+        .any(|index| index.columns.iter().any(|c| c == column)))
+}
+
 /// Runs a query and gathers its batches.
 async fn collect(query: &impl ExecutableQuery, action: &'static str) -> Result<Vec<RecordBatch>> {
     query
@@ -1418,12 +1552,18 @@ async fn open_table(conn: &Connection, dir: &Path, name: &str) -> Result<Table> 
         })
 }
 
+/// How stale a long-lived handle's reads may be: another process (the CLI
+/// beside the desktop app, a watcher) commits to the same tables, and a
+/// handle only sees that once it checks for newer versions.
+const READ_CONSISTENCY: std::time::Duration = std::time::Duration::from_millis(500);
+
 async fn connect(dir: &Path) -> Result<Connection> {
     let uri = dir.to_str().ok_or_else(|| StoreError::NotAnIndex {
         dir: dir.to_path_buf(),
         reason: "the path is not valid UTF-8".into(),
     })?;
     lancedb::connect(uri)
+        .read_consistency_interval(READ_CONSISTENCY)
         .execute()
         .await
         .map_err(lance("opening the database"))

@@ -787,3 +787,133 @@ async fn last_indexed_times() {
         inspect_dir(dir.path()).unwrap()
     );
 }
+
+#[test]
+fn a_long_lived_handle_sees_what_another_process_wrote() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("db");
+        // The desktop app's handle, opened before a CLI run writes.
+        let app = Store::open_or_create(&db, &meta()).await.unwrap();
+        assert_eq!(app.chunks_under("/r").await.unwrap(), 0);
+        let cli = Store::open(&db).await.unwrap();
+        cli.replace_files(
+            "/r",
+            &["a.rs".into()],
+            &[file("/r", "a.rs", 1)],
+            &[chunk("/r", "a.rs", "f", "fn f() {}", [1.0, 0.0, 0.0, 0.0])],
+        )
+        .await
+        .unwrap();
+        std::thread::sleep(READ_CONSISTENCY * 2);
+        assert_eq!(app.chunks_under("/r").await.unwrap(), 1);
+        let hits = app
+            .vector_search(&[1.0, 0.0, 0.0, 0.0], 5, &SearchFilter::default())
+            .await
+            .unwrap();
+        assert_eq!(hits.len(), 1);
+    });
+}
+
+#[test]
+fn a_rebuild_can_keep_the_old_vectors_in_the_cache_first() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("db");
+        let store = Store::open_or_create(&db, &meta()).await.unwrap();
+        store
+            .replace_files(
+                "/r",
+                &["a.rs".into()],
+                &[file("/r", "a.rs", 2)],
+                &[
+                    chunk("/r", "a.rs", "f", "fn f() {}", [1.0, 0.0, 0.0, 0.0]),
+                    chunk("/r", "a.rs", "g", "fn g() {}", [0.0, 0.6, 0.8, 0.0]),
+                ],
+            )
+            .await
+            .unwrap();
+        let caches = dir.path().join("cache");
+        let cache = EmbeddingCache::open(&caches, "test/model", DIM)
+            .await
+            .unwrap();
+        cache
+            .put(&[("h-f".into(), vec![1.0, 0.0, 0.0, 0.0])])
+            .await
+            .unwrap();
+        // Only what the cache lacks is copied, and only into its own model's cache.
+        assert_eq!(store.save_vectors_to(&cache).await.unwrap(), 1);
+        assert_eq!(store.save_vectors_to(&cache).await.unwrap(), 0);
+        let other = EmbeddingCache::open(&caches, "other/model", DIM)
+            .await
+            .unwrap();
+        assert_eq!(store.save_vectors_to(&other).await.unwrap(), 0);
+        let got = cache.get(&["h-g".into()]).await.unwrap();
+        assert_eq!(got.len(), 1);
+        assert!((got[0].1[2] - 0.8).abs() < 1e-3, "{got:?}");
+    });
+}
+
+#[test]
+fn optimize_indexes_the_columns_small_changes_filter_by_and_lookups_stay_exact() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_or_create(&dir.path().join("db"), &meta())
+            .await
+            .unwrap();
+        let write = |path: &'static str, symbol: &'static str, x: f32| {
+            let store = &store;
+            async move {
+                store
+                    .replace_files(
+                        "/r",
+                        &[path.into()],
+                        &[file("/r", path, 1)],
+                        &[chunk("/r", path, symbol, "fn x() {}", [x, 1.0, 0.0, 0.0])],
+                    )
+                    .await
+                    .unwrap()
+            }
+        };
+        write("a.rs", "a", 1.0).await;
+        write("b.rs", "b", 2.0).await;
+        store.optimize().await.unwrap();
+        let indexed = |table: &Table| {
+            let table = table.clone();
+            async move {
+                let mut columns: Vec<String> = table
+                    .list_indices()
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .flat_map(|i| i.columns)
+                    .collect();
+                columns.sort();
+                columns
+            }
+        };
+        assert_eq!(indexed(&store.chunks).await, ["path", "root", "text"]);
+        assert_eq!(indexed(&store.files).await, ["path"]);
+        assert_eq!(indexed(&store.vectors).await, ["hash"]);
+        // Rows written after the indexes (not yet folded in) are found too.
+        write("c.rs", "c", 3.0).await;
+        write("a.rs", "a2", 4.0).await;
+        let hashes: Vec<String> = ["h-a", "h-a2", "h-b", "h-c", "h-zz"]
+            .iter()
+            .map(|h| h.to_string())
+            .collect();
+        let found = store.vectors_among(&hashes).await.unwrap();
+        let expected: HashSet<String> = ["h-a", "h-a2", "h-b", "h-c"]
+            .iter()
+            .map(|h| h.to_string())
+            .collect();
+        assert_eq!(found, expected);
+        assert_eq!(store.chunks_under("/r").await.unwrap(), 3);
+        let files = store.files_under("/r").await.unwrap();
+        assert_eq!(files.len(), 3);
+        store.optimize().await.unwrap();
+        assert_eq!(store.chunks_under("/r").await.unwrap(), 3);
+        // h-a lost its only chunk but stays, as orphans are few.
+        assert_eq!(store.vectors_among(&hashes).await.unwrap(), expected);
+    });
+}

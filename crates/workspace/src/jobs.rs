@@ -307,7 +307,7 @@ async fn run(
     };
     let options = quarry_index::IndexOptions {
         cancel: Some(cancel),
-        ..ws.settings().index_options()
+        ..ws.index_options(&embedder).await
     };
     let mut tracker = Tracker::new(ws, root);
     let mut on_progress = |event: IndexProgress| tracker.on(event);

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use quarry_chunk::Token;
 use quarry_search::Mode;
-use quarry_store::Store;
+use quarry_store::{EmbeddingCache, Store};
 
 pub use files::Preview;
 pub use jobs::{IndexEvent, Progress, RepoState};
@@ -51,14 +51,22 @@ pub struct Locations {
     pub settings: PathBuf,
     /// Quarry's home (models, runtimes).
     pub home: PathBuf,
+    /// Where the machine-wide embedding cache lives; `None` turns it off.
+    pub embedding_cache: Option<PathBuf>,
 }
 
 impl Locations {
     /// The defaults the CLI uses too: `$QUARRY_DB` or `<home>/index`,
     /// `$QUARRY_CONFIG` or the platform config file, `$QUARRY_HOME` or the
-    /// platform data directory.
+    /// platform data directory, `$QUARRY_EMBEDDING_CACHE` (`off` turns it
+    /// off) or `<home>/embedding-cache`.
     pub fn from_env() -> Self {
         let home = quarry_models::quarry_home();
+        let embedding_cache = match std::env::var_os(EMBEDDING_CACHE_ENV) {
+            Some(v) if v == "off" => None,
+            Some(v) if !v.is_empty() => Some(PathBuf::from(v)),
+            _ => Some(home.join("embedding-cache")),
+        };
         Locations {
             db: std::env::var_os("QUARRY_DB")
                 .filter(|v| !v.is_empty())
@@ -66,9 +74,32 @@ impl Locations {
                 .unwrap_or_else(|| home.join("index")),
             settings: Settings::path(),
             home,
+            embedding_cache,
+        }
+    }
+
+    /// Opens the embedding cache of `model` (`dim`-dimensional) when there
+    /// is one. It is only a cache: when it cannot be opened, indexing goes
+    /// on without it and the reason is logged.
+    pub async fn open_embedding_cache(
+        &self,
+        model: &str,
+        dim: usize,
+    ) -> Option<Arc<EmbeddingCache>> {
+        let dir = self.embedding_cache.as_deref()?;
+        match EmbeddingCache::open(dir, model, dim).await {
+            Ok(cache) => Some(Arc::new(cache)),
+            Err(e) => {
+                tracing::warn!(cache = %dir.display(), "embedding cache unavailable: {e}");
+                None
+            }
         }
     }
 }
+
+/// The environment variable that moves the embedding cache (a directory)
+/// or turns it off (`off`).
+pub const EMBEDDING_CACHE_ENV: &str = "QUARRY_EMBEDDING_CACHE";
 
 /// A repository as the window lists it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -186,6 +217,8 @@ pub struct Workspace {
     jobs: jobs::Jobs,
     /// The background watcher over every indexed root, with its stop flag.
     watcher: Mutex<Option<Arc<std::sync::atomic::AtomicBool>>>,
+    /// The embedding cache of the loaded model, opened on first use.
+    embedding_cache: tokio::sync::OnceCell<Option<Arc<EmbeddingCache>>>,
     sink: EventSink,
 }
 
@@ -218,6 +251,7 @@ impl Workspace {
             store: tokio::sync::Mutex::new(store),
             jobs: jobs::Jobs::default(),
             watcher: Mutex::new(None),
+            embedding_cache: tokio::sync::OnceCell::new(),
             sink,
         });
         model::start_loading(&workspace);
@@ -255,6 +289,26 @@ impl Workspace {
     /// The model's state.
     pub fn model_state(&self) -> ModelState {
         self.model.state()
+    }
+
+    /// Indexing options from the settings, with the embedding cache of the
+    /// loaded model.
+    async fn index_options(
+        &self,
+        embedder: &quarry_models::Embedder,
+    ) -> quarry_index::IndexOptions {
+        let cache = self
+            .embedding_cache
+            .get_or_init(|| {
+                self.locations
+                    .open_embedding_cache(embedder.model_id(), embedder.dim())
+            })
+            .await
+            .clone();
+        quarry_index::IndexOptions {
+            embedding_cache: cache,
+            ..self.settings().index_options()
+        }
     }
 
     async fn open_store(&self) -> Option<Arc<Store>> {
@@ -365,7 +419,7 @@ impl Workspace {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         *self.watcher.lock().expect("watcher") = Some(Arc::clone(&stop));
         let options = watch::WatchOptions {
-            index: self.settings().index_options(),
+            index: self.index_options(&embedder).await,
             ..watch::WatchOptions::default()
         };
         let ws = Arc::clone(self);

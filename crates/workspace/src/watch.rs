@@ -123,7 +123,7 @@ pub async fn watch(
                     && quiet >= options.optimize_pause)
                     || (since_optimize > 0 && quiet >= options.optimize_when_idle);
                 if due {
-                    optimize(store, on_event).await?;
+                    optimize(store, options, on_event).await?;
                     since_optimize = 0;
                 }
                 continue;
@@ -132,7 +132,7 @@ pub async fn watch(
         // Edits without a pause still get compacted now and then, so
         // versions stay bounded.
         if since_optimize >= 4 * options.optimize_every {
-            optimize(store, on_event).await?;
+            optimize(store, options, on_event).await?;
             since_optimize = 0;
         }
         let mut batch = Batch::default();
@@ -267,11 +267,14 @@ async fn lock(
 
 async fn optimize(
     store: &Store,
+    options: &WatchOptions,
     on_event: &mut (dyn FnMut(WatchEvent) + Send),
 ) -> Result<(), Problem> {
     let started = Instant::now();
-    let _lock = lock(store, on_event).await?;
+    let lock = lock(store, on_event).await?;
     store.optimize().await?;
+    drop(lock);
+    quarry_index::maintain_cache(&options.index).await;
     on_event(WatchEvent::Optimized {
         seconds: started.elapsed().as_secs_f64(),
     });

@@ -30,6 +30,7 @@ impl Harness {
             db: base.join("index"),
             settings: base.join("config.toml"),
             home: quarry_models::quarry_home(),
+            embedding_cache: Some(base.join("embedding-cache")),
         };
         let (ws, problems) = Workspace::start(
             locations,
@@ -296,6 +297,7 @@ async fn a_broken_settings_file_is_reported_and_the_defaults_are_used() {
         db: dir.path().join("index"),
         settings: settings.clone(),
         home: quarry_models::quarry_home(),
+        embedding_cache: None,
     };
     let (ws, problems) = Workspace::start(locations, Arc::new(|_| {})).await;
     assert_eq!(problems.len(), 1, "{problems:?}");
@@ -340,6 +342,7 @@ async fn on_first_run_the_model_is_fetched_with_progress_while_the_rest_works() 
         db: dir.path().join("index"),
         settings: dir.path().join("config.toml"),
         home: dir.path().join("home"),
+        embedding_cache: Some(dir.path().join("home").join("embedding-cache")),
     };
     let (ws, problems) = Workspace::start(
         locations,
