@@ -35,6 +35,8 @@ pub struct Plan {
 #[derive(Debug)]
 struct Checkout {
     to: String,
+    /// Watcher batches the checkout became.
+    batches: usize,
     files_changed: usize,
     files_deleted: usize,
     embedded: usize,
@@ -263,6 +265,7 @@ async fn check_out(
     let last = reports.last().map_or(started, |(at, _)| *at);
     Ok(Checkout {
         to: to.to_string(),
+        batches: reports.len(),
         files_changed: reports.iter().map(|(_, r)| r.files_changed).sum(),
         files_deleted: reports.iter().map(|(_, r)| r.files_deleted).sum(),
         embedded: reports.iter().map(|(_, r)| r.chunks_embedded).sum(),
@@ -403,12 +406,12 @@ fn print(tree: &Path, live: &Live) {
     if live.checkouts.is_empty() {
         return;
     }
-    println!("\n| git checkout | files changed | files deleted | chunks embedded | vectors from the cache | until up to date |");
-    println!("|---|---|---|---|---|---|");
+    println!("\n| git checkout | batches | files changed | files deleted | chunks embedded | vectors from the cache | until up to date |");
+    println!("|---|---|---|---|---|---|---|");
     for c in &live.checkouts {
         println!(
-            "| {} | {} | {} | {} | {} | {:.1} s |",
-            c.to, c.files_changed, c.files_deleted, c.embedded, c.from_cache, c.seconds
+            "| {} | {} | {} | {} | {} | {} | {:.1} s |",
+            c.to, c.batches, c.files_changed, c.files_deleted, c.embedded, c.from_cache, c.seconds
         );
     }
 }
