@@ -4,8 +4,10 @@
 //!
 //! Usage:
 //! - `quarry-bench [--embed-sample N] [--queries N] DIR...`: speed and size;
-//! - `quarry-bench eval-cosqa DATA_DIR WORK_DIR`: text→code retrieval quality
-//!   on CoSQA (e.g. `../shared/eval/cosqa`);
+//! - `quarry-bench eval [--data DIR] [--work DIR] [--only SUITE,...]`: search
+//!   quality of every mode against the plain hybrid baseline on real data
+//!   (`--data` defaults to `../shared/eval`; suites `cosqa`, `docstrings`,
+//!   `swebench`, `code`);
 //! - `quarry-bench embed [--sample N] [--python PY] DIR...`: embedding
 //!   throughput of each engine beside the OpenVINO Python reference;
 //! - `quarry-bench ann [ROWS...]`: vector query latency, exact vs ANN, and
@@ -16,8 +18,8 @@
 //!   existing index, and end-to-end search time by stage.
 
 mod ann;
-mod cosqa;
 mod embed;
+mod eval;
 mod live;
 mod recall;
 mod scale;
@@ -64,6 +66,109 @@ fn parse_args() -> Result<Args> {
         bail!("usage: quarry-bench [--embed-sample N] [--queries N] DIR...");
     }
     Ok(args)
+}
+
+/// `quarry-bench eval`: every suite (or those named by `--only`), each
+/// baseline against its mode, as Markdown tables with the date.
+async fn eval_command(raw: &[String], embedder: &Embedder) -> Result<()> {
+    let usage = "usage: quarry-bench eval [--data DIR] [--work DIR] [--only cosqa,docstrings,swebench,code]";
+    let mut data = PathBuf::from("../shared/eval");
+    let mut work = std::env::temp_dir().join("quarry-eval");
+    let mut only: Option<Vec<String>> = None;
+    let mut it = raw.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--data" => data = PathBuf::from(it.next().context(usage)?),
+            "--work" => work = PathBuf::from(it.next().context(usage)?),
+            "--only" => {
+                only = Some(
+                    it.next()
+                        .context(usage)?
+                        .split(',')
+                        .map(str::to_string)
+                        .collect(),
+                )
+            }
+            _ => bail!(usage),
+        }
+    }
+    let wanted = |suite: &str| only.as_ref().is_none_or(|o| o.iter().any(|s| s == suite));
+    let mut rows = Vec::new();
+    // Text queries: each side alone, the baseline, the mode, and the BM25
+    // weights (prose, queries naming identifiers) the mode's choice rests on.
+    let mut text_configs = vec![
+        eval::Config {
+            name: "dense only".into(),
+            mode: Mode::Text,
+            weights: Some(quarry_search::Weights::dense_only()),
+        },
+        eval::Config {
+            name: "BM25 only".into(),
+            mode: Mode::Text,
+            weights: Some(quarry_search::Weights::lexical_only()),
+        },
+    ];
+    text_configs.extend(eval::Config::pair(Mode::Text));
+    for (lexical, lexical_named) in [(0.15, 0.15), (0.1, 0.15), (0.1, 1.0)] {
+        text_configs.push(eval::Config {
+            name: format!("text mode, BM25 {lexical} (prose) / {lexical_named} (names)"),
+            mode: Mode::Text,
+            weights: Some(quarry_search::Weights {
+                lexical,
+                lexical_named,
+                ..quarry_search::Weights::for_mode(Mode::Text)
+            }),
+        });
+    }
+    if wanted("cosqa") {
+        rows.extend(
+            eval::cosqa::run(
+                &data.join("cosqa"),
+                &work.join("cosqa"),
+                embedder,
+                &text_configs,
+            )
+            .await?,
+        );
+    }
+    if wanted("docstrings") {
+        rows.extend(
+            eval::docstrings::run(&work.join("docstrings"), embedder, &text_configs).await?,
+        );
+    }
+    if wanted("swebench") {
+        rows.extend(
+            eval::swebench::run(
+                &data.join("swebench-lite-dev"),
+                &work.join("swebench"),
+                embedder,
+                &eval::Config::pair(Mode::Issue),
+            )
+            .await?,
+        );
+    }
+    if wanted("code") {
+        rows.extend(
+            eval::code_pairs::run(
+                &work.join("code"),
+                embedder,
+                &eval::Config::pair(Mode::Code),
+            )
+            .await?,
+        );
+    }
+    let date = std::process::Command::new("date")
+        .arg("+%Y-%m-%d")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    println!(
+        "\nSearch quality, {date}, model {} ({})",
+        DEFAULT_MODEL.id,
+        embedder.engine()
+    );
+    eval::print_rows(&rows);
+    Ok(())
 }
 
 struct Tokens<'a>(&'a Embedder);
@@ -165,11 +270,8 @@ fn main() -> Result<()> {
         };
         return runtime.block_on(recall::run(Path::new(db), &embedder, queries));
     }
-    if raw.first().map(String::as_str) == Some("eval-cosqa") {
-        let [_, data, work] = raw.as_slice() else {
-            bail!("usage: quarry-bench eval-cosqa DATA_DIR WORK_DIR");
-        };
-        return runtime.block_on(cosqa::run(Path::new(data), Path::new(work), &embedder));
+    if raw.first().map(String::as_str) == Some("eval") {
+        return runtime.block_on(eval_command(&raw[1..], &embedder));
     }
     let args = parse_args()?;
     let mut rows = Vec::new();

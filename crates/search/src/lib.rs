@@ -22,6 +22,21 @@ pub use query::{analyse, detect_mode, Mode, QueryAnalysis};
 const RRF_K: f32 = 60.0;
 /// Longest query text that is embedded (the model truncates at its window).
 const MAX_EMBEDDED_BYTES: usize = 8 * 1024;
+/// Text mode's BM25 weight for prose and for queries naming identifiers.
+/// On CoSQA dev-500 and the docstring set (README, "Search quality") prose
+/// is best served with BM25 at 0.1 (0.15 and more cost MRR); a named
+/// identifier is what BM25 matches exactly, so such queries give it more.
+const TEXT_LEXICAL: f32 = 0.1;
+const TEXT_LEXICAL_NAMED: f32 = 0.5;
+/// Issue mode's test-file factor and file-evidence share (see [`Weights`]).
+const ISSUE_TESTS: f32 = 0.6;
+const ISSUE_FILE: f32 = 0.3;
+/// How many of a file's best chunks make up its evidence.
+const FILE_EVIDENCE_CHUNKS: usize = 3;
+/// A long issue is embedded in parts of about this many bytes (the model
+/// sees ~256 tokens of each), at most this many parts.
+const SEGMENT_BYTES: usize = 1200;
+const MAX_SEGMENTS: usize = 6;
 
 /// Errors a search can end with.
 #[derive(Debug, thiserror::Error)]
@@ -153,6 +168,10 @@ pub struct Weights {
     pub dense: f32,
     /// Weight of the BM25 (full-text) ranking in the fusion.
     pub lexical: f32,
+    /// Weight of the BM25 ranking instead, when the query names
+    /// identifiers (`parse_config`, `Store.open`): the full-text side finds
+    /// those exactly, where for plain prose the dense side is stronger.
+    pub lexical_named: f32,
     /// Added for a chunk that defines an identifier the query names.
     pub defines: f32,
     /// Added for a chunk in a file the query names.
@@ -161,6 +180,14 @@ pub struct Weights {
     pub uses: f32,
     /// Added for a chunk that is a traceback frame's function.
     pub frame: f32,
+    /// Multiplies the score of a chunk in a test file when the query is not
+    /// about tests (1 keeps tests level with the code they test).
+    pub tests: f32,
+    /// Share of its file's evidence a chunk gets on top of its own (the sum
+    /// of the file's best chunk scores): an issue usually concerns one or
+    /// two files, and the functions of a file that matches it as a whole
+    /// rank above look-alikes scattered elsewhere.
+    pub file: f32,
 }
 
 impl Weights {
@@ -174,10 +201,13 @@ impl Weights {
         Self {
             dense: 1.0,
             lexical: 0.0,
+            lexical_named: 0.0,
             defines: 0.0,
             in_path: 0.0,
             uses: 0.0,
             frame: 0.0,
+            tests: 1.0,
+            file: 0.0,
         }
     }
 
@@ -186,42 +216,54 @@ impl Weights {
         Self {
             dense: 0.0,
             lexical: 1.0,
+            lexical_named: 1.0,
             defines: 0.0,
             in_path: 0.0,
             uses: 0.0,
             frame: 0.0,
+            tests: 1.0,
+            file: 0.0,
         }
     }
 }
 
 fn weights(mode: Mode) -> Weights {
     match mode {
-        // CoSQA dev-500 (README): dense alone 52.1 MRR, BM25 alone 30.0, and
+        // CoSQA dev-500 (README): dense alone 52.0 MRR, BM25 alone 30.0, and
         // every BM25 weight above ~0.1 pulls the fusion below dense alone;
         // BM25 stays in with a small weight for exact words and names.
         Mode::Text | Mode::Auto => Weights {
             dense: 1.0,
-            lexical: 0.15,
+            lexical: TEXT_LEXICAL,
+            lexical_named: TEXT_LEXICAL_NAMED,
             defines: 1.0,
             in_path: 0.3,
             uses: 0.15,
             frame: 1.0,
+            tests: 1.0,
+            file: 0.0,
         },
         Mode::Code => Weights {
             dense: 0.7,
             lexical: 1.0,
+            lexical_named: 1.0,
             defines: 0.5,
             in_path: 0.3,
             uses: 0.1,
             frame: 0.5,
+            tests: 1.0,
+            file: 0.0,
         },
         Mode::Issue => Weights {
             dense: 0.4,
             lexical: 1.0,
+            lexical_named: 1.0,
             defines: 0.8,
             in_path: 0.6,
             uses: 0.2,
             frame: 1.5,
+            tests: ISSUE_TESTS,
+            file: ISSUE_FILE,
         },
     }
 }
@@ -248,7 +290,13 @@ pub async fn search(
     let depth = (top_k * 5).max(50) * if globs.is_some() { 4 } else { 1 };
     let w = request.weights.unwrap_or_else(|| weights(analysis.mode));
 
-    let embedded = embedding_text(&request.query, &analysis);
+    // A long issue is embedded in parts, so the model (which sees ~256
+    // tokens) reads all of it, not just its opening.
+    let embedded: Vec<String> = if analysis.mode == Mode::Issue {
+        query::segments(&request.query, SEGMENT_BYTES, MAX_SEGMENTS)
+    } else {
+        vec![embedding_text(&request.query, &analysis).into_owned()]
+    };
     let lexical_query = analysis.terms.join(" ");
     let mut lookup_names: Vec<String> = analysis.boost_names.iter().take(16).cloned().collect();
     lookup_names.extend(analysis.frames.iter().filter_map(|f| f.function.clone()));
@@ -273,9 +321,13 @@ pub async fn search(
         }),
         timed(pending_ms, async { Ok(store.pending_chunks(None).await?) }),
         async {
-            let vector = timed(embed_ms, async { embedder.embed_query(&embedded) }).await?;
+            let texts: Vec<&str> = embedded.iter().map(String::as_str).collect();
+            let vectors = timed(embed_ms, async { embedder.embed(&texts) }).await?;
             timed(dense_ms, async {
-                Ok(store.vector_search(&vector, depth, &filter).await?)
+                let searches = vectors
+                    .iter()
+                    .map(|vector| store.vector_search(vector, depth, &filter));
+                Ok(futures::future::try_join_all(searches).await?)
             })
             .await
         },
@@ -289,11 +341,21 @@ pub async fn search(
             .or_insert_with(|| (chunk.clone(), 0.0))
             .1 += score;
     };
-    for (rank, (chunk, _)) in dense.iter().enumerate() {
-        add(chunk, w.dense / (RRF_K + rank as f32 + 1.0));
+    // The parts' rankings share the dense weight: a chunk near every part
+    // counts as much as the top of a single ranking.
+    let parts = dense.len().max(1) as f32;
+    for ranking in &dense {
+        for (rank, (chunk, _)) in ranking.iter().enumerate() {
+            add(chunk, w.dense / parts / (RRF_K + rank as f32 + 1.0));
+        }
     }
+    let lexical_weight = if analysis.identifiers.is_empty() {
+        w.lexical
+    } else {
+        w.lexical_named
+    };
     for (rank, (chunk, _)) in lexical.iter().enumerate() {
-        add(chunk, w.lexical / (RRF_K + rank as f32 + 1.0));
+        add(chunk, lexical_weight / (RRF_K + rank as f32 + 1.0));
     }
     for chunk in &defined {
         add(chunk, 0.0);
@@ -325,10 +387,16 @@ pub async fn search(
             }
             score += w.frame * top * frame_evidence(&chunk, &name, &analysis.frames);
             score *= kind_prior(&chunk.kind);
+            if !analysis.about_tests && is_test_path(&chunk.path) {
+                score *= w.tests;
+            }
             (chunk, score)
         })
         .filter(|(_, score)| *score > 0.0)
         .collect();
+    if w.file > 0.0 {
+        add_file_evidence(&mut hits, w.file);
+    }
     hits.sort_by(|a, b| {
         b.1.total_cmp(&a.1)
             .then_with(|| a.0.path.cmp(&b.0.path))
@@ -368,6 +436,56 @@ pub async fn search(
             .collect(),
         analysis,
     })
+}
+
+/// Adds to each chunk `share` of its file's evidence: the sum of the
+/// file's [`FILE_EVIDENCE_CHUNKS`] best chunk scores.
+fn add_file_evidence(hits: &mut [(StoredChunk, f32)], share: f32) {
+    let mut by_file: HashMap<(&str, &str), Vec<f32>> = HashMap::new();
+    for (chunk, score) in hits.iter() {
+        by_file
+            .entry((chunk.root.as_str(), chunk.path.as_str()))
+            .or_default()
+            .push(*score);
+    }
+    let evidence: HashMap<(String, String), f32> = by_file
+        .into_iter()
+        .map(|((root, path), mut scores)| {
+            scores.sort_by(|a, b| b.total_cmp(a));
+            let sum = scores.iter().take(FILE_EVIDENCE_CHUNKS).sum();
+            ((root.to_string(), path.to_string()), sum)
+        })
+        .collect();
+    for (chunk, score) in hits.iter_mut() {
+        *score += share * evidence[&(chunk.root.clone(), chunk.path.clone())];
+    }
+}
+
+/// Whether `path` is test code by the conventions of the languages Quarry
+/// reads: a `test`/`tests`/`testing`/`__tests__`/`spec` directory, or a
+/// file named `test_*`, `*_test.*`, `*_tests.*`, `*.test.*`, `*.spec.*`,
+/// `*Test.java`/`*Tests.java`, `*_spec.rb` or `conftest.py`.
+fn is_test_path(path: &str) -> bool {
+    let mut components: Vec<&str> = path.split('/').collect();
+    let file = components.pop().unwrap_or_default();
+    if components.iter().any(|c| {
+        matches!(
+            c.to_ascii_lowercase().as_str(),
+            "test" | "tests" | "testing" | "__tests__" | "spec" | "specs"
+        )
+    }) {
+        return true;
+    }
+    let stem = file.split('.').next().unwrap_or(file);
+    let lower = stem.to_ascii_lowercase();
+    file == "conftest.py"
+        || lower.starts_with("test_")
+        || lower.ends_with("_test")
+        || lower.ends_with("_tests")
+        || lower.ends_with("_spec")
+        || file.contains(".test.")
+        || file.contains(".spec.")
+        || (file.ends_with(".java") && (stem.ends_with("Test") || stem.ends_with("Tests")))
 }
 
 /// How strongly traceback frames point at `chunk` (0 to 1). Python lists
@@ -534,6 +652,60 @@ mod tests {
         assert!(!mentions("let cfg = parse_config_v2(p);", "parse_config"));
         assert!(!mentions("reparse_config()", "parse_config"));
         assert!(mentions("parse_config", "parse_config"));
+    }
+
+    #[test]
+    fn test_code_is_recognised_by_directory_and_file_name() {
+        for path in [
+            "tests/test_api.py",
+            "pkg/tests/helpers.py",
+            "src/parser_test.go",
+            "web/app.test.ts",
+            "lib/__tests__/x.js",
+            "conftest.py",
+            "src/test/java/FooTest.java",
+            "spec/models/user_spec.rb",
+            "pkg/test_utils.py",
+        ] {
+            assert!(is_test_path(path), "{path}");
+        }
+        for path in [
+            "src/testament.py",
+            "pkg/contest.py",
+            "src/latest/mod.rs",
+            "attestation.go",
+            "lib/protest_spec_helper_v2x.py",
+        ] {
+            assert!(!is_test_path(path), "{path}");
+        }
+    }
+
+    #[test]
+    fn chunks_of_a_file_share_its_evidence() {
+        let chunk = |path: &str, symbol: &str| StoredChunk {
+            id: format!("{path}:{symbol}"),
+            root: "/r".into(),
+            path: path.into(),
+            language: "python".into(),
+            kind: "function".into(),
+            symbol: symbol.into(),
+            start_line: 1,
+            end_line: 2,
+            content_hash: String::new(),
+            text: String::new(),
+        };
+        let mut hits = vec![
+            (chunk("a.py", "lone"), 1.0),
+            (chunk("b.py", "x"), 0.9),
+            (chunk("b.py", "y"), 0.8),
+            (chunk("b.py", "z"), 0.1),
+            (chunk("b.py", "w"), 0.05),
+        ];
+        add_file_evidence(&mut hits, 0.5);
+        // b.py's evidence is its three best (1.8): x now outranks a.py's lone hit.
+        assert!((hits[0].1 - 1.5).abs() < 1e-6);
+        assert!((hits[1].1 - (0.9 + 0.9)).abs() < 1e-6);
+        assert!((hits[4].1 - (0.05 + 0.9)).abs() < 1e-6);
     }
 
     #[test]

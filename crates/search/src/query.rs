@@ -63,6 +63,9 @@ pub struct QueryAnalysis {
     pub frames: Vec<Frame>,
     /// Terms for the full-text index, most useful first.
     pub terms: Vec<String>,
+    /// The query is about tests (it names test files or frames in them, or
+    /// talks about tests), so test code is not ranked down.
+    pub about_tests: bool,
 }
 
 /// Longest query text that is analysed; longer pastes are cut (the model
@@ -264,6 +267,7 @@ pub fn analyse(query: &str, mode: Mode) -> QueryAnalysis {
     } else {
         identifiers.clone()
     };
+    let about_tests = about_tests(query, &paths, &frames);
     QueryAnalysis {
         mode,
         identifiers,
@@ -271,7 +275,75 @@ pub fn analyse(query: &str, mode: Mode) -> QueryAnalysis {
         paths,
         frames,
         terms,
+        about_tests,
     }
+}
+
+/// Whether a query is about tests rather than the code under test: it
+/// names a test file, a traceback frame lies in one, or it speaks of tests
+/// (pytest, unittest, "the test", "tests fail") more than in passing.
+fn about_tests(query: &str, paths: &[String], frames: &[Frame]) -> bool {
+    static TEST_TALK: OnceLock<Regex> = OnceLock::new();
+    let test_file = |p: &str| {
+        let p = p.to_ascii_lowercase();
+        p.contains("test_")
+            || p.contains("_test.")
+            || p.contains("/tests/")
+            || p.contains("conftest")
+    };
+    if paths.iter().any(|p| test_file(p)) || frames.iter().any(|f| test_file(&f.path)) {
+        return true;
+    }
+    let talk = regex(
+        &TEST_TALK,
+        r"(?i)\b(pytest|unittest|test suite|test case|tests? (fail|pass)|flaky)",
+    );
+    talk.find_iter(query).count() >= 2
+}
+
+/// Splits a long query into parts of about `bytes` each, at blank lines
+/// where it can (a paragraph, a code block, a traceback stay whole), then
+/// at line ends, then anywhere; the first `max` parts. A short query is one
+/// part. Each part is embedded on its own, so the model reads all of a long
+/// issue instead of its first ~256 tokens.
+pub fn segments(query: &str, bytes: usize, max: usize) -> Vec<String> {
+    let bytes = bytes.max(16);
+    let mut out: Vec<String> = Vec::new();
+    let mut current = String::new();
+    let push = |piece: &str, out: &mut Vec<String>, current: &mut String| {
+        if !current.is_empty() && current.len() + piece.len() > bytes {
+            out.push(std::mem::take(current));
+        }
+        current.push_str(piece);
+    };
+    for paragraph in query.split_inclusive("\n\n") {
+        if paragraph.len() <= bytes {
+            push(paragraph, &mut out, &mut current);
+            continue;
+        }
+        for line in paragraph.split_inclusive('\n') {
+            let mut rest = line;
+            while rest.len() > bytes {
+                // Never empty: `bytes` is at least 16, a char at most 4.
+                let piece = truncate(rest, bytes);
+                push(piece, &mut out, &mut current);
+                rest = &rest[piece.len()..];
+            }
+            push(rest, &mut out, &mut current);
+        }
+        if out.len() >= max {
+            break;
+        }
+    }
+    if !current.trim().is_empty() {
+        out.push(current);
+    }
+    out.retain(|part| !part.trim().is_empty());
+    out.truncate(max.max(1));
+    if out.is_empty() {
+        out.push(query.to_string());
+    }
+    out
 }
 
 /// Guesses whether a query is prose, code or an issue report.
@@ -561,6 +633,38 @@ fn is_keyword(word: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn long_queries_split_at_paragraphs_then_lines_and_keep_every_byte() {
+        let short = "Retry fails after the second attempt.";
+        assert_eq!(segments(short, 100, 4), vec![short.to_string()]);
+        let para = |c: char| format!("{}\n", c.to_string().repeat(59));
+        let issue = format!("{}\n{}\n{}", para('a'), para('b'), para('c'));
+        let parts = segments(&issue, 130, 8);
+        assert_eq!(parts.len(), 2, "{parts:?}");
+        assert!(parts[0].starts_with('a') && parts[0].contains('b'));
+        assert!(parts[1].starts_with('c'));
+        assert_eq!(parts.concat(), issue);
+        // A paragraph longer than a part goes by lines, a line by bytes
+        // (on character boundaries).
+        let long_line = "é".repeat(100);
+        let parts = segments(&long_line, 50, 10);
+        assert!(parts.iter().all(|p| p.len() <= 50), "{parts:?}");
+        assert_eq!(parts.concat(), long_line);
+        // At most `max` parts.
+        assert_eq!(segments(&"word ".repeat(1000), 100, 3).len(), 3);
+        assert_eq!(segments("\n\n\n", 100, 3), vec!["\n\n\n".to_string()]);
+    }
+
+    #[test]
+    fn queries_about_tests_are_told_apart_from_bugs_in_the_code() {
+        let bug = "Calling load() with an empty file raises KeyError.\nI added a test for it.";
+        assert!(!analyse(bug, Mode::Issue).about_tests);
+        let flaky = "test_retry is flaky: the test suite fails on CI with pytest -x";
+        assert!(analyse(flaky, Mode::Issue).about_tests);
+        let trace = "Traceback (most recent call last):\n  File \"tests/test_io.py\", line 3, in test_load\n    load()\nKeyError: 'x'";
+        assert!(analyse(trace, Mode::Issue).about_tests);
+    }
+
     use super::*;
 
     #[test]
