@@ -952,6 +952,7 @@ mod tests {
     use super::*;
     use quarry_chunk::ApproxTokenCounter;
 
+    /// Two files: one edited in two hunks, one new.
     const TWO_FILES: &str = "\
 diff --git a/pkg/a.py b/pkg/a.py
 --- a/pkg/a.py
@@ -1116,6 +1117,7 @@ new file mode 100644
         assert_eq!(locate_hunk(&weak, &file, 0), None);
     }
 
+    /// A small module: imports, a function, a class with two methods.
     const SOURCE: &str = "\
 import os
 import sys
@@ -1136,6 +1138,7 @@ class Shape:
         return 'shape'
 ";
 
+    /// `source` chunked as a Python file.
     fn chunks_of(source: &str) -> Vec<Chunk> {
         quarry_chunk::chunk_source(
             Path::new("pkg/shapes.py"),
@@ -1145,10 +1148,12 @@ class Shape:
         )
     }
 
+    /// The hunks of a one-file patch.
     fn hunks_of(patch: &str) -> Vec<Hunk> {
         parse_patch(patch).unwrap().remove(0).hunks
     }
 
+    /// Symbol and kind of each gold chunk of `patch` on [`SOURCE`].
     fn gold_symbols(patch: &str) -> Vec<(String, ChunkKind)> {
         let chunks = chunks_of(SOURCE);
         let hunks = hunks_of(patch);
@@ -1263,6 +1268,7 @@ class Shape:
         assert_eq!(found.functions[0].path, "pkg/shapes.py");
     }
 
+    /// A search hit with just what ranking looks at.
     fn hit(path: &str, symbol: &str, lines: (u32, u32)) -> Hit {
         Hit {
             path: path.into(),
