@@ -136,13 +136,25 @@ async fn eval_command(raw: &[String], embedder: &Embedder) -> Result<()> {
             eval::docstrings::run(&work.join("docstrings"), embedder, &text_configs).await?,
         );
     }
+    // Issue queries: the baseline, the mode, and the mode without the test
+    // and file evidence it adds (what those two are worth).
+    let mut issue_configs = eval::Config::pair(Mode::Issue);
+    issue_configs.push(eval::Config {
+        name: "issue mode without test/file evidence".into(),
+        mode: Mode::Issue,
+        weights: Some(quarry_search::Weights {
+            tests: 1.0,
+            file: 0.0,
+            ..quarry_search::Weights::for_mode(Mode::Issue)
+        }),
+    });
     if wanted("swebench") {
         rows.extend(
             eval::swebench::run(
                 &data.join("swebench-lite-dev"),
                 &work.join("swebench"),
                 embedder,
-                &eval::Config::pair(Mode::Issue),
+                &issue_configs,
             )
             .await?,
         );

@@ -211,6 +211,17 @@ impl Weights {
         }
     }
 
+    /// Dense and BM25 rankings with equal weight and no boosts: the plain
+    /// hybrid every mode is measured against.
+    pub fn plain_hybrid() -> Self {
+        Self {
+            dense: 1.0,
+            lexical: 1.0,
+            lexical_named: 1.0,
+            ..Self::dense_only()
+        }
+    }
+
     /// Only the BM25 ranking (no vectors, no boosts).
     pub fn lexical_only() -> Self {
         Self {

@@ -89,13 +89,7 @@ pub async fn run(
         rows.push(Row {
             suite: format!("Text → code: CoSQA dev-500 ({} functions)", code_map.len()),
             config: config.name.clone(),
-            metrics: vec![
-                ("MRR@100".into(), m.mrr),
-                ("nDCG@10".into(), m.ndcg10),
-                ("R@1".into(), m.recall1),
-                ("R@5".into(), m.recall5),
-                ("R@10".into(), m.recall10),
-            ],
+            metrics: m.columns(),
         });
     }
     Ok(rows)

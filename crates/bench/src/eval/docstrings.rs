@@ -93,13 +93,7 @@ pub async fn run(work: &Path, embedder: &Embedder, configs: &[Config]) -> Result
                 "Text → code: docstring queries, 2 Python + 2 Rust projects ({total} functions)"
             ),
             config: config.name.clone(),
-            metrics: vec![
-                ("MRR@100".into(), m.mrr),
-                ("nDCG@10".into(), m.ndcg10),
-                ("R@1".into(), m.recall1),
-                ("R@5".into(), m.recall5),
-                ("R@10".into(), m.recall10),
-            ],
+            metrics: m.columns(),
         });
     }
     Ok(rows)

@@ -52,6 +52,19 @@ impl Metrics {
     }
 }
 
+impl Metrics {
+    /// The metrics as table columns: MRR@100, nDCG@10, R@1, R@5, R@10.
+    pub fn columns(&self) -> Vec<(String, f64)> {
+        vec![
+            ("MRR@100".into(), self.mrr),
+            ("nDCG@10".into(), self.ndcg10),
+            ("R@1".into(), self.recall1),
+            ("R@5".into(), self.recall5),
+            ("R@10".into(), self.recall10),
+        ]
+    }
+}
+
 /// Share of queries whose gold items all rank within `k`: the localization
 /// accuracy Acc@k of the SWE-bench localization literature. `ranks` holds,
 /// per query, the rank of each gold item (`None`: not retrieved); a query

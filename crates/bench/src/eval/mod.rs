@@ -32,17 +32,7 @@ impl Config {
         Config {
             name: "baseline: plain hybrid (equal-weight RRF)".into(),
             mode: Mode::Text,
-            weights: Some(Weights {
-                dense: 1.0,
-                lexical: 1.0,
-                lexical_named: 1.0,
-                defines: 0.0,
-                in_path: 0.0,
-                uses: 0.0,
-                frame: 0.0,
-                tests: 1.0,
-                file: 0.0,
-            }),
+            weights: Some(Weights::plain_hybrid()),
         }
     }
 
