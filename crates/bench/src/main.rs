@@ -136,15 +136,15 @@ async fn eval_command(raw: &[String], embedder: &Embedder) -> Result<()> {
             eval::docstrings::run(&work.join("docstrings"), embedder, &text_configs).await?,
         );
     }
-    // Issue queries: the baseline, the mode, and the mode without the test
-    // and file evidence it adds (what those two are worth).
+    // Issue queries: the baseline, the mode, and the mode with test code
+    // ranked down and file evidence shared (measured, not yet the default).
     let mut issue_configs = eval::Config::pair(Mode::Issue);
     issue_configs.push(eval::Config {
-        name: "issue mode without test/file evidence".into(),
+        name: "issue mode, tests ×0.6, file evidence 0.3".into(),
         mode: Mode::Issue,
         weights: Some(quarry_search::Weights {
-            tests: 1.0,
-            file: 0.0,
+            tests: 0.6,
+            file: 0.3,
             ..quarry_search::Weights::for_mode(Mode::Issue)
         }),
     });
