@@ -321,6 +321,106 @@ fn json_hits_follow_the_contract() {
 }
 
 #[test]
+fn a_pasted_function_from_the_index_comes_first_labelled_as_the_snippet() {
+    let (_, db, _) = indexed_fixture();
+    // `User.set_password`, copied out of its class: dedented by one level.
+    let pasted = "def set_password(self, new_password):
+    \"\"\"Replace the stored hash, enforcing a minimum password length.\"\"\"
+    if len(new_password) < 8:
+        raise ValueError(\"password must be at least 8 characters\")
+    self.password_hash = hash_password(new_password)
+    self.failed_logins = 0
+";
+    let hits = search_json(db, "code", pasted, &[]);
+    assert_eq!(hits[0]["symbol"], "User.set_password", "{hits:?}");
+    assert_eq!(hits[0]["snippet_match"], "exact");
+    assert!(
+        hits[1..].iter().all(|h| h["snippet_match"] != "exact"),
+        "{hits:?}"
+    );
+    let scores: Vec<f64> = hits.iter().map(|h| h["score"].as_f64().unwrap()).collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
+
+    // Part of a function: the function is labelled as containing it.
+    let part =
+        "        _scheme, iterations, salt_hex, expected_hex = self.password_hash.split(\"$\")
+        recomputed = hash_password(candidate, bytes.fromhex(salt_hex), int(iterations))";
+    let hits = search_json(db, "code", part, &[]);
+    let verify = hits
+        .iter()
+        .find(|h| h["symbol"] == "User.verify_password")
+        .expect("the function holding the lines is found");
+    assert_eq!(verify["snippet_match"], "contains");
+    assert!(hits.iter().all(|h| h["snippet_match"] != "exact"));
+
+    // Other modes never label; the human output shows the label.
+    let text = search_json(db, "text", "set a new password", &[]);
+    assert!(text.iter().all(|h| h.get("snippet_match").is_none()));
+    let out = quarry()
+        .args([
+            "search",
+            "--db",
+            db.to_str().unwrap(),
+            "--mode",
+            "code",
+            "--top-k",
+            "2",
+            pasted,
+        ])
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    assert!(stdout(&out).contains("your snippet"), "{}", stdout(&out));
+}
+
+#[test]
+fn search_weights_in_the_settings_file_apply_and_bad_ones_are_refused() {
+    let (_, db, _) = indexed_fixture();
+    let dir = scratch("search-settings");
+    let config = dir.join("config.toml");
+    let search = |config: &Path| {
+        quarry()
+            .env("QUARRY_CONFIG", config)
+            .args([
+                "search",
+                "--db",
+                db.to_str().unwrap(),
+                "--mode",
+                "text",
+                "--json",
+            ])
+            .arg("check whether an email address is valid")
+            .output()
+            .unwrap()
+    };
+    // Every kind of text-mode evidence weighed 0: nothing can score.
+    fs::write(
+        &config,
+        "[search.text]\ndense = 0.0\nlexical = 0.0\nlexical_named = 0.0\ndefines = 0.0\n\
+         in_path = 0.0\nuses = 0.0\nframe = 0.0\nlanguage = 0.0\n",
+    )
+    .unwrap();
+    let out = search(&config);
+    assert_ok(&out);
+    assert_eq!(stdout(&out).trim(), "[]");
+    // Issue-mode overrides leave text mode as it was.
+    fs::write(&config, "[search.issue]\nlexical = 0.0\n").unwrap();
+    let out = search(&config);
+    assert_ok(&out);
+    let hits: Vec<Value> = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(hits[0]["symbol"], "is_valid_email");
+    // A bad value or key names itself.
+    fs::write(&config, "[search.issue]\nlexical = -1.0\n").unwrap();
+    let out = search(&config);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("lexical"), "{}", stderr(&out));
+    fs::write(&config, "[search.issue]\nlexicall = 1.0\n").unwrap();
+    let out = search(&config);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("lexicall"), "{}", stderr(&out));
+}
+
+#[test]
 fn filters_restrict_language_path_and_repo() {
     let (repo, db, _) = indexed_fixture();
     let hits = search_json(

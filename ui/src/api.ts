@@ -87,6 +87,9 @@ export interface Settings {
    * default (VS Code's `code -g` if present, else $VISUAL/$EDITOR, else the
    * system opener). */
   editor: string | null;
+  /** Per-mode search weight overrides from the settings file; the panel
+   * does not edit them, and saving keeps them. */
+  search?: Record<string, unknown>;
 }
 
 /** Choices the settings form offers. */
@@ -135,7 +138,13 @@ export interface Hit {
   score: number;
   /** The chunk's code, highlighted, starting at start_line. */
   lines: Line[];
+  /** Code mode: this chunk is the pasted snippet itself (ranked first) or
+   * contains it. Absent otherwise. */
+  snippet_match?: SnippetMatch;
 }
+
+/** How a hit relates to a pasted snippet. */
+export type SnippetMatch = "exact" | "contains";
 
 export interface SearchResponse {
   /** The mode used (auto resolved). */

@@ -2,7 +2,7 @@
 // the start-up problems notice.
 // Nothing here talks to Tauri: behaviour comes in as callbacks.
 
-import type { Hit, Line, ModelState, Preview, Repository, Token, UiError } from "./api";
+import type { Hit, Line, ModelState, Preview, Repository, SnippetMatch, Token, UiError } from "./api";
 import { clear, h, icon, setText, show } from "./dom";
 import {
   formatCount,
@@ -126,6 +126,13 @@ export function renderHitCode(hit: Hit, matcher: TermMatcher): HTMLElement {
   return wrap;
 }
 
+
+/** How a hit relates to a pasted snippet, in words. */
+const SNIPPET_LABELS: Record<SnippetMatch, string> = {
+  exact: "your snippet",
+  contains: "contains your snippet",
+};
+
 export function renderHit(hit: Hit, matcher: TermMatcher): HTMLLIElement {
   const full = joinPath(hit.root, hit.path);
   const li = h("li", {
@@ -144,6 +151,7 @@ export function renderHit(hit: Hit, matcher: TermMatcher): HTMLLIElement {
     { class: "hit-title" },
     h("span", { class: "hit-symbol", text: symbol, title: hit.symbol }),
     hit.kind ? h("span", { class: "hit-kind", text: hit.kind }) : null,
+    hit.snippet_match ? h("span", { class: "hit-snippet", text: SNIPPET_LABELS[hit.snippet_match] }) : null,
   );
   const sub = h(
     "div",

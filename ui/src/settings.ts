@@ -64,6 +64,9 @@ export class SettingsPanel {
   private readonly status: HTMLElement;
   private readonly saveBtn: HTMLButtonElement;
   private returnFocus: HTMLElement | null = null;
+  /** The settings the panel was opened with: what the form does not edit
+   * (search tuning, written in the file) is saved back unchanged. */
+  private opened: Settings | null = null;
 
   constructor(private readonly deps: SettingsDeps) {
     this.model = h("select", { id: "settings-model" });
@@ -135,6 +138,7 @@ export class SettingsPanel {
   }
 
   open(settings: Settings, choices: SettingsChoices): void {
+    this.opened = settings;
     options(this.model, choices.models, settings.model);
     options(this.device, choices.devices, settings.device, (d) => DEVICE_LABELS[d] ?? d);
     this.exclude.value = settings.exclude.join("\n");
@@ -196,7 +200,7 @@ export class SettingsPanel {
     this.saveBtn.disabled = true;
     setText(this.status, "Saving…");
     try {
-      const saved = await this.deps.save(read);
+      const saved = await this.deps.save({ ...this.opened, ...read });
       this.deps.onSaved(saved);
       setText(this.status, "Saved");
     } catch (e) {

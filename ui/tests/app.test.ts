@@ -573,6 +573,19 @@ describe("settings", () => {
     expect(panel.hidden).toBe(true);
   });
 
+  it("keeps the file's search tuning, which the form does not show, when saving", async () => {
+    const tuning = { issue: { lexical: 0.8 } };
+    await start(makeState({ settings: { ...makeState().settings, search: tuning } }));
+    backend.handlers.save_settings = (a) => a!.request;
+    $<HTMLButtonElement>("#settings-button").click();
+    $<HTMLSelectElement>("#settings-device").value = "cpu";
+    $("#settings-panel").querySelector("form")!.dispatchEvent(new Event("submit", { cancelable: true }));
+    await flush();
+    const saved = backend.callsTo("save_settings")[0] as { request: { device: string; search: unknown } };
+    expect(saved.request.device).toBe("cpu");
+    expect(saved.request.search).toEqual(tuning);
+  });
+
   it("rejects a bad size without calling the backend", async () => {
     await start();
     $<HTMLButtonElement>("#settings-button").click();

@@ -29,6 +29,14 @@ describe("hit", () => {
     for (const sel of ["button.hit-expand", "button.hit-open", "button.hit-copy"]) expect(el.querySelector(sel)).not.toBeNull();
   });
 
+  it("labels the pasted snippet itself and chunks containing it, nothing else", () => {
+    const own = renderHit(makeHit({ snippet_match: "exact" }), new TermMatcher([]));
+    expect(own.querySelector(".hit-snippet")!.textContent).toBe("your snippet");
+    const around = renderHit(makeHit({ snippet_match: "contains" }), new TermMatcher([]));
+    expect(around.querySelector(".hit-snippet")!.textContent).toBe("contains your snippet");
+    expect(renderHit(makeHit(), new TermMatcher([])).querySelector(".hit-snippet")).toBeNull();
+  });
+
   it("token classes are sanitised and keep the base class", () => {
     expect(tokenClasses("keyword")).toBe("tok-keyword");
     expect(tokenClasses("function.builtin")).toBe("tok-function tok-function-builtin");

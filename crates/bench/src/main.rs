@@ -136,18 +136,34 @@ async fn eval_command(raw: &[String], embedder: &Embedder) -> Result<()> {
             eval::docstrings::run(&work.join("docstrings"), embedder, &text_configs).await?,
         );
     }
-    // Issue queries: the baseline, the mode, and the mode with test code
-    // ranked down and file evidence shared (measured, not yet the default).
+    // Issue queries: the baseline, the mode, and the mode without each of
+    // its choices (splitting long issues, ranking tests down) or with the
+    // one measured and left off (file evidence).
+    let issue = quarry_search::Weights::for_mode(Mode::Issue);
     let mut issue_configs = eval::Config::pair(Mode::Issue);
-    issue_configs.push(eval::Config {
-        name: "issue mode, tests ×0.6, file evidence 0.3".into(),
-        mode: Mode::Issue,
-        weights: Some(quarry_search::Weights {
-            tests: 0.6,
-            file: 0.3,
-            ..quarry_search::Weights::for_mode(Mode::Issue)
-        }),
-    });
+    for (name, weights) in [
+        (
+            "issue mode, one part (no splitting)",
+            quarry_search::Weights { parts: 1, ..issue },
+        ),
+        (
+            "issue mode, tests level (×1)",
+            quarry_search::Weights {
+                tests: 1.0,
+                ..issue
+            },
+        ),
+        (
+            "issue mode, file evidence 0.3",
+            quarry_search::Weights { file: 0.3, ..issue },
+        ),
+    ] {
+        issue_configs.push(eval::Config {
+            name: name.into(),
+            mode: Mode::Issue,
+            weights: Some(weights),
+        });
+    }
     if wanted("swebench") {
         rows.extend(
             eval::swebench::run(
@@ -422,8 +438,13 @@ async fn bench_tree(tree: &Path, embedder: &Embedder, args: &Args) -> Result<Row
 
     // Query latency with the model loaded, over queries made from the
     // tree's own symbols.
-    let latencies =
-        text_query_latencies(&store, embedder, &symbol_queries(&chunks, args.queries)).await?;
+    let latencies = query_latencies(
+        &store,
+        embedder,
+        &symbol_queries(&chunks, args.queries),
+        Mode::Text,
+    )
+    .await?;
 
     Ok(Row {
         name: tree.file_name().map_or_else(
@@ -491,22 +512,50 @@ async fn ann_top10(
     Ok((ms, found as f64 / total.max(1) as f64))
 }
 
-/// End-to-end text-mode `search()` latency of each query, in ms, ascending.
-async fn text_query_latencies(
+/// End-to-end `search()` latency of each query in `mode`, in ms, ascending.
+async fn query_latencies(
     store: &Store,
     embedder: &Embedder,
     queries: &[String],
+    mode: Mode,
 ) -> Result<Vec<f64>> {
     let mut latencies = Vec::new();
     for query in queries {
         let mut request = SearchRequest::new(query.clone());
-        request.mode = Mode::Text;
+        request.mode = mode;
         let started = Instant::now();
         quarry_search::search(store, embedder, &request).await?;
         latencies.push(started.elapsed().as_secs_f64() * 1000.0);
     }
     latencies.sort_by(f64::total_cmp);
     Ok(latencies)
+}
+
+/// Long issue-like queries made from the corpus: a report line, then
+/// several of its chunks pasted as if quoted (a few KB each, so issue mode
+/// embeds them in several parts).
+fn issue_queries(chunks: &[quarry_chunk::Chunk], n: usize) -> Vec<String> {
+    let with_code: Vec<&quarry_chunk::Chunk> =
+        chunks.iter().filter(|c| c.text.len() > 300).collect();
+    if with_code.is_empty() {
+        return Vec::new();
+    }
+    (0..n)
+        .map(|i| {
+            let mut issue = format!(
+                "Calling {} fails with an unexpected error since the last release.\n\n",
+                with_code[i * 7 % with_code.len()].symbol
+            );
+            for k in 0..4 {
+                let chunk = with_code[(i * 7 + k * 13) % with_code.len()];
+                issue.push_str(&format!(
+                    "In `{}`:\n```\n{}\n```\n\n",
+                    chunk.symbol, chunk.text
+                ));
+            }
+            issue
+        })
+        .collect()
 }
 
 /// The `p` quantile (0..=1) of ascending `sorted` values, nearest rank; 0 when empty.

@@ -11,10 +11,12 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use quarry_index::{walk, IndexOptions, IndexProgress};
 use quarry_models::{Embedder, DEFAULT_MODEL};
+use quarry_search::Mode;
 use quarry_store::{IndexMeta, Store};
 
 use crate::{
-    collect_chunks, peak_rss_mib, percentile, symbol_queries, text_query_latencies, Tokens,
+    collect_chunks, issue_queries, peak_rss_mib, percentile, query_latencies, symbol_queries,
+    Tokens,
 };
 
 /// Options of the `scale` subcommand.
@@ -130,7 +132,10 @@ pub async fn run(tree: &Path, embedder: &Embedder, args: &ScaleArgs) -> Result<(
 
     // Queries made from the corpus's own symbols, run end to end.
     let symbols = symbol_queries(&sample, args.queries);
-    let e2e = text_query_latencies(&store, embedder, &symbols).await?;
+    let e2e = query_latencies(&store, embedder, &symbols, Mode::Text).await?;
+    // Pasted issues: long, so embedded in parts, each its own vector search.
+    let issues = issue_queries(&sample, args.queries.min(50));
+    let issue_e2e = query_latencies(&store, embedder, &issues, Mode::Issue).await?;
     // Vector search alone: exact scan vs the ANN index, and the ANN's recall@10.
     let vectors = symbols
         .iter()
@@ -177,6 +182,13 @@ pub async fn run(tree: &Path, embedder: &Embedder, args: &ScaleArgs) -> Result<(
         e2e.len(),
         percentile(&e2e, 0.5),
         percentile(&e2e, 0.95)
+    );
+    println!(
+        "| issue search, end to end (p50 / p95, {} pasted issues of ~{:.1} KB) | {:.1} / {:.1} ms |",
+        issue_e2e.len(),
+        issues.iter().map(String::len).sum::<usize>() as f64 / issues.len().max(1) as f64 / 1024.0,
+        percentile(&issue_e2e, 0.5),
+        percentile(&issue_e2e, 0.95)
     );
     println!(
         "| vector search, exact scan (p50 / p95) | {:.1} / {:.1} ms |",

@@ -606,7 +606,8 @@ async fn search(args: SearchArgs) -> Result<()> {
     store
         .check_model(&IndexMeta::new(spec.id, spec.dim))
         .map_err(store_error)?;
-    let embedder = load_embedder(spec, &settings()?)?;
+    let settings = settings()?;
+    let embedder = load_embedder(spec, &settings)?;
     let startup_ms = opening.elapsed().as_secs_f64() * 1000.0;
     let request = SearchRequest {
         query,
@@ -616,6 +617,7 @@ async fn search(args: SearchArgs) -> Result<()> {
         path_globs: args.paths.clone(),
         repos: args.repos.clone(),
         weights: None,
+        tuning: settings.search,
     };
     let outcome = match quarry_search::search(&store, &embedder, &request).await {
         Ok(outcome) => outcome,

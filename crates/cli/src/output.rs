@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 
 use quarry_index::IndexReport;
-use quarry_search::SearchOutcome;
+use quarry_search::{SearchOutcome, SnippetMatch};
 use quarry_store::IndexStatus;
 use quarry_workspace::watch::WatchEvent;
 
@@ -112,6 +112,13 @@ pub fn print_hits(outcome: &SearchOutcome) {
                 &format!("{} {} in {}", hit.language, hit.kind, hit.root)
             ),
         );
+        match hit.snippet_match {
+            Some(SnippetMatch::Exact) => println!("    {}", style.paint("1;33", "your snippet")),
+            Some(SnippetMatch::Contains) => {
+                println!("    {}", style.paint("1;33", "contains your snippet"))
+            }
+            None => {}
+        }
         let lines: Vec<&str> = hit.text.lines().collect();
         for (i, line) in lines.iter().take(SNIPPET_LINES).enumerate() {
             let number = hit.start_line as usize + i;

@@ -892,13 +892,56 @@ fn load(file: &FoundFile) -> Load {
     if bytes[..bytes.len().min(BINARY_SNIFF_BYTES)].contains(&0) {
         return Load::Skip("binary file".into());
     }
-    match String::from_utf8(bytes) {
-        Ok(text) => Load::Text { text, lossy: false },
-        Err(e) => Load::Text {
-            text: String::from_utf8_lossy(e.as_bytes()).into_owned(),
-            lossy: true,
-        },
+    let (text, lossy) = match String::from_utf8(bytes) {
+        Ok(text) => (text, false),
+        Err(e) => (String::from_utf8_lossy(e.as_bytes()).into_owned(), true),
+    };
+    if let Some(kind) = data_file(&file.rel, &text) {
+        return Load::Skip(format!("data, not code ({kind})"));
     }
+    Load::Text { text, lossy }
+}
+
+/// Extensions of tabular data: never code, however they read.
+const DATA_EXTENSIONS: &[&str] = &["csv", "tsv", "psv", "dat", "ndjson", "jsonl"];
+/// Share of a file's visible characters that are digits above which a file
+/// without a grammar is data (measurements, weather years, numeric tables).
+const NUMERIC_SHARE: f64 = 0.5;
+
+/// Whether a file is data rather than code or prose: a table by extension,
+/// or, with no grammar, mostly numbers. Data would fill the index with
+/// windows nobody searches for (pvlib's release holds 50,000 of them).
+fn data_file(rel: &str, text: &str) -> Option<&'static str> {
+    let path = std::path::Path::new(rel);
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    if extension
+        .as_deref()
+        .is_some_and(|e| DATA_EXTENSIONS.contains(&e))
+    {
+        return Some("a table");
+    }
+    if quarry_chunk::detect_language(path, text.lines().next()).is_some() {
+        return None;
+    }
+    let sample = text_prefix(text, BINARY_SNIFF_BYTES);
+    let (mut visible, mut digits) = (0usize, 0usize);
+    for c in sample.chars().filter(|c| !c.is_whitespace()) {
+        visible += 1;
+        digits += usize::from(c.is_ascii_digit());
+    }
+    (visible >= 200 && digits as f64 >= NUMERIC_SHARE * visible as f64).then_some("mostly numbers")
+}
+
+/// The first `max` bytes of `text`, cut at a character boundary.
+fn text_prefix(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 #[cfg(test)]

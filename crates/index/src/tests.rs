@@ -94,6 +94,46 @@ fn load_classifies_binary_lossy_and_missing() {
     assert!(matches!(load(&found("gone.py")), Load::Skip(r) if r.contains("vanished")));
 }
 
+#[test]
+fn data_files_are_skipped_as_data_and_code_full_of_numbers_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let found = |rel: &str| FoundFile {
+        abs: dir.path().join(rel),
+        rel: rel.into(),
+        size: 4,
+        mtime_ns: 0,
+    };
+    let table: String = (0..200)
+        .map(|i| format!("2020-01-01 {i:02}:00,{}.5,{}\n", i * 3, i % 7))
+        .collect();
+    write(dir.path(), "data/weather.csv", b"name,city\nAda,London\n");
+    write(dir.path(), "data/tmy.epw", table.as_bytes());
+    write(
+        dir.path(),
+        "tables.py",
+        format!("TABLE = \"\"\"\n{table}\"\"\"\n").as_bytes(),
+    );
+    write(
+        dir.path(),
+        "NOTES.txt",
+        b"Release notes: version 2.0 changes the parser and the cache; 3 fixes.\n",
+    );
+    let skip = |rel: &str| match load(&found(rel)) {
+        Load::Skip(reason) => Some(reason),
+        Load::Text { .. } => None,
+    };
+    assert_eq!(
+        skip("data/weather.csv").as_deref(),
+        Some("data, not code (a table)")
+    );
+    assert_eq!(
+        skip("data/tmy.epw").as_deref(),
+        Some("data, not code (mostly numbers)")
+    );
+    assert_eq!(skip("tables.py"), None, "a language's file is code");
+    assert_eq!(skip("NOTES.txt"), None, "prose with numbers is kept");
+}
+
 fn embedder() -> &'static Embedder {
     static EMBEDDER: OnceLock<Embedder> = OnceLock::new();
     EMBEDDER.get_or_init(|| {

@@ -43,6 +43,37 @@ pub enum ModelError {
     /// The OpenVINO runtime is missing, failed to load, or failed to run the model.
     #[error("OpenVINO: {0}")]
     Runtime(String),
+
+    /// A model directory holds an architecture the loader does not run (its
+    /// config.json `architectures`), so the user learns what is supported
+    /// instead of reading about a missing tensor.
+    #[error(
+        "{}: architecture {architecture} is not supported here (supported: {supported})",
+        path.display()
+    )]
+    UnsupportedArchitecture {
+        path: PathBuf,
+        architecture: String,
+        supported: String,
+    },
+
+    /// A PEFT LoRA adapter cannot be merged into its base model: unreadable,
+    /// an option Quarry does not implement (DoRA, …), or shapes that do not
+    /// match the base weights (an adapter made for another model).
+    #[error("LoRA adapter {}: {message}", path.display())]
+    Adapter { path: PathBuf, message: String },
+
+    /// A decoder was asked for something its input or checkpoint cannot
+    /// give: an empty token sequence, logits from a checkpoint without its
+    /// head.
+    #[error("decoder: {0}")]
+    Decoder(String),
+
+    /// A reranker was configured or called inconsistently: a sliding window
+    /// that cannot slide, a hybrid weight outside 0..=1, first-stage scores
+    /// that do not match the documents.
+    #[error("reranker: {0}")]
+    Rerank(String),
 }
 
 impl ModelError {

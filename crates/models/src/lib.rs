@@ -6,19 +6,31 @@
 //! * [`select_device`]: CPU by default, CUDA / Metal behind cargo features.
 //! * [`Embedder`]: the sentence encoder (BERT, mean pooling, L2 normalisation) on
 //!   candle or, where installed, OpenVINO ([`ensure_runtime`]).
+//! * [`NomicEmbedder`] (CodeRankEmbed) and [`DecoderEmbedder`] (Qwen3-Embedding,
+//!   CodeR): code embedders beyond BERT.
+//! * [`rerank`]: second-stage rerankers behind one [`rerank::Reranker`] trait;
+//!   [`DecoderLm`] runs the decoder-only ones (Qwen2 / Qwen3, LoRA merged at load).
 
+pub mod decoder;
+pub mod decoder_embed;
 mod device;
 mod embed;
 mod error;
 mod fetch;
+mod lora;
+pub mod nomic;
 mod openvino;
+pub mod rerank;
 mod spec;
 mod wordpiece;
 
+pub use decoder::{DecoderLm, Generated};
+pub use decoder_embed::{DecoderEmbedStyle, DecoderEmbedder};
 pub use device::{gpu_support_built, select_device, DevicePreference};
 pub use embed::{Embedder, EmbedderOptions, Engine};
 pub use error::{FetchAttempt, ModelError, UnavailableReport};
 pub use fetch::{ensure_model, ensure_model_with, verify_model, FetchEvent, FetchOptions};
+pub use nomic::NomicEmbedder;
 pub use openvino::runtime::{ensure_runtime, find_runtime, runtime_spec, RuntimeSpec};
 pub use openvino::{runtime_version, Precision};
 pub use spec::{

@@ -8,14 +8,17 @@
 //! pasted issues the lexical side is (see README, "Search").
 
 pub mod query;
+mod tuning;
 
 use std::collections::HashMap;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
+use quarry_models::rerank::{RerankInput, RerankTask, Reranker};
 use quarry_models::Embedder;
 use quarry_store::{SearchFilter, Store, StoredChunk};
 
 pub use query::{analyse, detect_mode, Mode, QueryAnalysis};
+pub use tuning::{Tuning, WeightsPatch};
 
 /// RRF's rank offset: the classic 60, which keeps one list's top rank from
 /// drowning the others.
@@ -29,17 +32,31 @@ const MAX_EMBEDDED_BYTES: usize = 8 * 1024;
 const TEXT_LEXICAL: f32 = 0.1;
 const TEXT_LEXICAL_NAMED: f32 = 0.5;
 /// Issue mode's test-file factor and file-evidence share (see [`Weights`]).
-/// Neutral for now: on SWE-bench Lite dev, ranking tests down (×0.6) and
-/// sharing 0.3 of the file's evidence each lost one instance (file Acc@2,
-/// function Acc@5) and won none (README, "Search quality").
-const ISSUE_TESTS: f32 = 1.0;
+/// On SWE-bench Lite dev (snapshots that predate each issue; README,
+/// "Search quality"), ranking tests down ×0.6 lost nothing and lifted file
+/// Acc@3 by an instance (×0.8 changed nothing); sharing 0.3 of the file's
+/// evidence cost five instances at file Acc@1, so it stays off.
+const ISSUE_TESTS: f32 = 0.6;
 const ISSUE_FILE: f32 = 0.0;
 /// How many of a file's best chunks make up its evidence.
 const FILE_EVIDENCE_CHUNKS: usize = 3;
 /// A long issue is embedded in parts of about this many bytes (the model
-/// sees ~256 tokens of each), at most this many parts.
+/// sees ~256 tokens of each), at most [`ISSUE_PARTS`] parts.
 const SEGMENT_BYTES: usize = 1200;
-const MAX_SEGMENTS: usize = 6;
+const ISSUE_PARTS: usize = 6;
+/// Candidates each retriever returns at least (more when more hits are
+/// asked for): deep enough that fusion can lift a chunk one side ranks low.
+const CANDIDATES: usize = 50;
+/// Code mode's preference for the snippet's own language: a tie-breaker.
+/// Snippets are also pasted to find their port in another language (the
+/// e2e fixture's Python → Rust look-alikes): on those, 0.1 already cost a
+/// first rank and 0.2 a top-5 hit, while 0.05 changed none.
+const CODE_LANGUAGE: f32 = 0.05;
+/// A hint ("in the parser", "rust") counts this share of an explicit path.
+const HINT_SHARE: f32 = 0.5;
+/// Shortest snippet (bytes without whitespace) that labels the chunks
+/// containing it: shorter ones (`x = 1`) are everywhere.
+const MIN_CONTAINED_SNIPPET: usize = 40;
 
 /// Errors a search can end with.
 #[derive(Debug, thiserror::Error)]
@@ -76,8 +93,10 @@ pub struct SearchRequest {
     pub path_globs: Vec<String>,
     /// Only these repositories: a root path, or its last component(s).
     pub repos: Vec<String>,
-    /// Evidence weights; `None` uses the mode's defaults.
+    /// Evidence weights for every mode; `None` uses [`Self::tuning`].
     pub weights: Option<Weights>,
+    /// The user's overrides of each mode's default weights.
+    pub tuning: Tuning,
 }
 
 impl SearchRequest {
@@ -91,6 +110,7 @@ impl SearchRequest {
             path_globs: Vec::new(),
             repos: Vec::new(),
             weights: None,
+            tuning: Tuning::default(),
         }
     }
 }
@@ -116,6 +136,21 @@ pub struct Hit {
     pub score: f32,
     /// The chunk's source text.
     pub text: String,
+    /// In code mode, when this chunk is the pasted snippet itself (ranked
+    /// first) or contains it: the user's own code, labelled as such rather
+    /// than passed off as a look-alike.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snippet_match: Option<SnippetMatch>,
+}
+
+/// How a hit relates to a pasted snippet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SnippetMatch {
+    /// The chunk is the snippet (ignoring whitespace).
+    Exact,
+    /// The chunk contains the whole snippet (ignoring whitespace).
+    Contains,
 }
 
 /// A finished search.
@@ -150,6 +185,10 @@ pub struct Timings {
     pub pending_ms: f64,
     /// Fusion, boosts and formatting the hits.
     pub fuse_ms: f64,
+    /// The second stage (0 without one).
+    pub rerank_ms: f64,
+    /// How many hits the second stage scored.
+    pub reranked: usize,
     /// The whole search, wall clock.
     pub total_ms: f64,
 }
@@ -191,6 +230,14 @@ pub struct Weights {
     /// two files, and the functions of a file that matches it as a whole
     /// rank above look-alikes scattered elsewhere.
     pub file: f32,
+    /// Added for a chunk in the language the query names ("in rust") or,
+    /// in code mode, the snippet's language.
+    pub language: f32,
+    /// Candidates each retriever returns at least.
+    pub candidates: usize,
+    /// A long query is embedded in up to this many parts (1: its opening
+    /// only), whose rankings share the dense weight.
+    pub parts: usize,
 }
 
 impl Weights {
@@ -211,6 +258,9 @@ impl Weights {
             frame: 0.0,
             tests: 1.0,
             file: 0.0,
+            language: 0.0,
+            candidates: CANDIDATES,
+            parts: 1,
         }
     }
 
@@ -231,12 +281,7 @@ impl Weights {
             dense: 0.0,
             lexical: 1.0,
             lexical_named: 1.0,
-            defines: 0.0,
-            in_path: 0.0,
-            uses: 0.0,
-            frame: 0.0,
-            tests: 1.0,
-            file: 0.0,
+            ..Self::dense_only()
         }
     }
 }
@@ -256,6 +301,9 @@ fn weights(mode: Mode) -> Weights {
             frame: 1.0,
             tests: 1.0,
             file: 0.0,
+            language: 0.5,
+            candidates: CANDIDATES,
+            parts: 1,
         },
         Mode::Code => Weights {
             dense: 0.7,
@@ -267,6 +315,9 @@ fn weights(mode: Mode) -> Weights {
             frame: 0.5,
             tests: 1.0,
             file: 0.0,
+            language: CODE_LANGUAGE,
+            candidates: CANDIDATES,
+            parts: 1,
         },
         Mode::Issue => Weights {
             dense: 0.4,
@@ -278,15 +329,38 @@ fn weights(mode: Mode) -> Weights {
             frame: 1.5,
             tests: ISSUE_TESTS,
             file: ISSUE_FILE,
+            language: 0.3,
+            candidates: CANDIDATES,
+            parts: ISSUE_PARTS,
         },
     }
 }
 
-/// Runs a search.
+/// A second stage for [`search_reranked`]: the model, and how many of the
+/// first stage's hits it reads (at least the hits asked for).
+#[derive(Clone, Copy)]
+pub struct RerankStage<'a> {
+    pub reranker: &'a dyn Reranker,
+    pub depth: usize,
+}
+
+/// Runs a search (first stage only).
 pub async fn search(
     store: &Store,
     embedder: &Embedder,
     request: &SearchRequest,
+) -> Result<SearchOutcome, SearchError> {
+    search_reranked(store, embedder, request, None).await
+}
+
+/// Runs a search; with a `stage`, its reranker re-scores the first
+/// stage's best `depth` hits (at least `top_k`) and decides their order,
+/// the pasted snippet's own chunk staying first.
+pub async fn search_reranked(
+    store: &Store,
+    embedder: &Embedder,
+    request: &SearchRequest,
+    stage: Option<RerankStage<'_>>,
 ) -> Result<SearchOutcome, SearchError> {
     if request.query.trim().is_empty() {
         return Err(SearchError::EmptyQuery);
@@ -301,13 +375,15 @@ pub async fn search(
     let globs = build_globs(&request.path_globs)?;
     let top_k = request.top_k.max(1);
     // Path globs filter after retrieval, so fetch more to keep recall.
-    let depth = (top_k * 5).max(50) * if globs.is_some() { 4 } else { 1 };
-    let w = request.weights.unwrap_or_else(|| weights(analysis.mode));
+    let w = request
+        .weights
+        .unwrap_or_else(|| request.tuning.weights(analysis.mode));
+    let depth = (top_k * 5).max(w.candidates.max(1)) * if globs.is_some() { 4 } else { 1 };
 
     // A long issue is embedded in parts, so the model (which sees ~256
     // tokens) reads all of it, not just its opening.
-    let embedded: Vec<String> = if analysis.mode == Mode::Issue {
-        query::segments(&request.query, SEGMENT_BYTES, MAX_SEGMENTS)
+    let embedded: Vec<String> = if w.parts > 1 {
+        query::segments(&request.query, SEGMENT_BYTES, w.parts)
     } else {
         vec![embedding_text(&request.query, &analysis).into_owned()]
     };
@@ -398,6 +474,15 @@ pub async fn search(
             score += w.uses * top * used as f32;
             if analysis.paths.iter().any(|p| path_matches(&chunk.path, p)) {
                 score += w.in_path * top;
+            } else if analysis
+                .path_hints
+                .iter()
+                .any(|hint| path_has_word(&chunk.path, hint))
+            {
+                score += HINT_SHARE * w.in_path * top;
+            }
+            if analysis.languages.contains(&chunk.language) {
+                score += w.language * top;
             }
             score += w.frame * top * frame_evidence(&chunk, &name, &analysis.frames);
             score *= kind_prior(&chunk.kind);
@@ -411,15 +496,37 @@ pub async fn search(
     if w.file > 0.0 {
         add_file_evidence(&mut hits, w.file);
     }
+    let snippet = (analysis.mode == Mode::Code).then(|| without_whitespace(&request.query));
+    let matches: Vec<Option<SnippetMatch>> = hits
+        .iter()
+        .map(|(chunk, _)| {
+            snippet
+                .as_deref()
+                .and_then(|snippet| snippet_match(snippet, &chunk.text))
+        })
+        .collect();
+    // The snippet itself comes first, at the best score, so the hits stay
+    // sorted by score for those who read only that.
+    let best = hits.iter().map(|(_, score)| *score).fold(0.0, f32::max);
+    let mut hits: Vec<(StoredChunk, f32, Option<SnippetMatch>)> = hits
+        .into_iter()
+        .zip(matches)
+        .map(|((chunk, score), matched)| match matched {
+            Some(SnippetMatch::Exact) => (chunk, best, matched),
+            _ => (chunk, score, matched),
+        })
+        .collect();
     hits.sort_by(|a, b| {
-        b.1.total_cmp(&a.1)
+        (b.2 == Some(SnippetMatch::Exact))
+            .cmp(&(a.2 == Some(SnippetMatch::Exact)))
+            .then_with(|| b.1.total_cmp(&a.1))
             .then_with(|| a.0.path.cmp(&b.0.path))
             .then_with(|| a.0.start_line.cmp(&b.0.start_line))
     });
     // Windows of one long function share its symbol: show it once, at its
     // best window.
     let mut seen = std::collections::HashSet::new();
-    hits.retain(|(c, _)| {
+    hits.retain(|(c, _, _)| {
         seen.insert((
             c.root.clone(),
             c.path.clone(),
@@ -427,8 +534,15 @@ pub async fn search(
             c.symbol.clone(),
         ))
     });
-    hits.truncate(top_k);
     timings.fuse_ms = fusing.elapsed().as_secs_f64() * 1000.0;
+    if let Some(stage) = stage {
+        let reranking = std::time::Instant::now();
+        hits.truncate(stage.depth.max(top_k));
+        rerank(&mut hits, stage.reranker, analysis.mode, &request.query)?;
+        timings.reranked = hits.len();
+        timings.rerank_ms = reranking.elapsed().as_secs_f64() * 1000.0;
+    }
+    hits.truncate(top_k);
     timings.total_ms = started.elapsed().as_secs_f64() * 1000.0;
     Ok(SearchOutcome {
         pending_chunks,
@@ -436,7 +550,7 @@ pub async fn search(
         mode: analysis.mode,
         hits: hits
             .into_iter()
-            .map(|(c, score)| Hit {
+            .map(|(c, score, snippet_match)| Hit {
                 path: c.path,
                 root: c.root,
                 symbol: c.symbol,
@@ -446,10 +560,62 @@ pub async fn search(
                 end_line: c.end_line,
                 score,
                 text: c.text,
+                snippet_match,
             })
             .collect(),
         analysis,
     })
+}
+
+/// Re-scores `hits` with `reranker` and sorts them by its scores, the
+/// snippet's own chunk first (at the best score, so hits stay sorted).
+fn rerank(
+    hits: &mut [(StoredChunk, f32, Option<SnippetMatch>)],
+    reranker: &dyn Reranker,
+    mode: Mode,
+    query: &str,
+) -> Result<(), SearchError> {
+    if hits.is_empty() {
+        return Ok(());
+    }
+    let task = match mode {
+        Mode::Code => RerankTask::CodeToCode,
+        Mode::Issue => RerankTask::IssueToCode,
+        Mode::Text | Mode::Auto => RerankTask::TextToCode,
+    };
+    let documents: Vec<&str> = hits.iter().map(|(c, _, _)| c.text.as_str()).collect();
+    let first_stage: Vec<f32> = hits.iter().map(|(_, score, _)| *score).collect();
+    let scores = reranker.rerank(&RerankInput {
+        task,
+        query: query::truncate(query, MAX_EMBEDDED_BYTES),
+        documents: &documents,
+        first_stage: &first_stage,
+    })?;
+    if scores.len() != hits.len() {
+        return Err(SearchError::Model(quarry_models::ModelError::Rerank(
+            format!(
+                "{} returned {} scores for {} candidates",
+                reranker.name(),
+                scores.len(),
+                hits.len()
+            ),
+        )));
+    }
+    let best = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    for ((_, score, matched), new) in hits.iter_mut().zip(scores) {
+        *score = if *matched == Some(SnippetMatch::Exact) {
+            best
+        } else {
+            new
+        };
+    }
+    // Stable: equal scores keep the first stage's order.
+    hits.sort_by(|a, b| {
+        (b.2 == Some(SnippetMatch::Exact))
+            .cmp(&(a.2 == Some(SnippetMatch::Exact)))
+            .then_with(|| b.1.total_cmp(&a.1))
+    });
+    Ok(())
 }
 
 /// Adds to each chunk `share` of its file's evidence: the sum of the
@@ -462,17 +628,55 @@ fn add_file_evidence(hits: &mut [(StoredChunk, f32)], share: f32) {
             .or_default()
             .push(*score);
     }
-    let evidence: HashMap<(String, String), f32> = by_file
+    let sums: HashMap<(&str, &str), f32> = by_file
         .into_iter()
-        .map(|((root, path), mut scores)| {
+        .map(|(file, mut scores)| {
             scores.sort_by(|a, b| b.total_cmp(a));
-            let sum = scores.iter().take(FILE_EVIDENCE_CHUNKS).sum();
-            ((root.to_string(), path.to_string()), sum)
+            (file, scores.iter().take(FILE_EVIDENCE_CHUNKS).sum())
         })
         .collect();
-    for (chunk, score) in hits.iter_mut() {
-        *score += share * evidence[&(chunk.root.clone(), chunk.path.clone())];
+    // Looked up before any score changes, borrowing the hits' own strings.
+    let evidence: Vec<f32> = hits
+        .iter()
+        .map(|(chunk, _)| sums[&(chunk.root.as_str(), chunk.path.as_str())])
+        .collect();
+    for ((_, score), file) in hits.iter_mut().zip(evidence) {
+        *score += share * file;
     }
+}
+
+/// `text` without any whitespace: how a pasted snippet is compared with
+/// the index, since pasting re-indents and re-wraps.
+fn without_whitespace(text: &str) -> String {
+    text.chars().filter(|c| !c.is_whitespace()).collect()
+}
+
+/// Whether `chunk_text` is the `snippet` (already without whitespace) or
+/// contains it whole.
+fn snippet_match(snippet: &str, chunk_text: &str) -> Option<SnippetMatch> {
+    if snippet.is_empty() {
+        return None;
+    }
+    let chunk = without_whitespace(chunk_text);
+    if chunk == snippet {
+        Some(SnippetMatch::Exact)
+    } else if snippet.len() >= MIN_CONTAINED_SNIPPET && chunk.contains(snippet) {
+        Some(SnippetMatch::Contains)
+    } else {
+        None
+    }
+}
+
+/// Whether a component of `path` (split at `/`, `.`, `_`, `-`) is `word`,
+/// or its singular or plural: the hint "in the parser" finds
+/// `src/parser/mod.rs` and `parsers.py`.
+fn path_has_word(path: &str, word: &str) -> bool {
+    path.split(['/', '.', '_', '-']).any(|part| {
+        let part = part.to_ascii_lowercase();
+        part == word
+            || part.strip_suffix('s') == Some(word)
+            || word.strip_suffix('s') == Some(part.as_str())
+    })
 }
 
 /// Whether `path` is test code by the conventions of the languages Quarry
@@ -727,5 +931,86 @@ mod tests {
         assert_eq!(last_component("Config::parse"), "parse");
         assert_eq!(last_component("Loader.load"), "load");
         assert_eq!(last_component("main"), "main");
+    }
+
+    #[test]
+    fn a_pasted_snippet_is_recognised_despite_reindenting() {
+        let chunk =
+            "    def area(self):\n        width = max(self.w, 0)\n        return width * self.h\n";
+        let pasted = without_whitespace(
+            "def area(self):\n    width = max(self.w, 0)\n    return width * self.h",
+        );
+        assert_eq!(snippet_match(&pasted, chunk), Some(SnippetMatch::Exact));
+        let class = format!("class Rect:\n    w = 1\n{chunk}");
+        assert_eq!(snippet_match(&pasted, &class), Some(SnippetMatch::Contains));
+        // A short fragment is everywhere: no label.
+        assert_eq!(snippet_match("returnx", "def f(x):\n    return x\n"), None);
+        assert_eq!(snippet_match("", chunk), None);
+    }
+
+    #[test]
+    fn path_words_match_components_singular_or_plural() {
+        assert!(path_has_word("src/parser/mod.rs", "parser"));
+        assert!(path_has_word("lib/parsers.py", "parser"));
+        assert!(path_has_word("pkg/http_client.go", "http"));
+        assert!(path_has_word("src/plugin.rs", "plugins"));
+        assert!(!path_has_word("src/parsers_util.rs", "pars"));
+        assert!(!path_has_word("src/reparser.rs", "parser"));
+    }
+
+    /// Scores a document by its length: a reranker whose order is known.
+    struct ByLength;
+
+    impl Reranker for ByLength {
+        fn name(&self) -> &str {
+            "by-length"
+        }
+        fn rerank(&self, input: &RerankInput<'_>) -> Result<Vec<f32>, quarry_models::ModelError> {
+            Ok(input.documents.iter().map(|d| d.len() as f32).collect())
+        }
+    }
+
+    /// Returns one score too few.
+    struct Short;
+
+    impl Reranker for Short {
+        fn name(&self) -> &str {
+            "short"
+        }
+        fn rerank(&self, input: &RerankInput<'_>) -> Result<Vec<f32>, quarry_models::ModelError> {
+            Ok(vec![0.0; input.documents.len() - 1])
+        }
+    }
+
+    fn stored(text: &str) -> StoredChunk {
+        StoredChunk {
+            id: text.into(),
+            root: "/r".into(),
+            path: "a.py".into(),
+            language: "python".into(),
+            kind: "function".into(),
+            symbol: text.into(),
+            start_line: 1,
+            end_line: 1,
+            content_hash: String::new(),
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn the_second_stage_decides_the_order_but_the_snippet_stays_first() {
+        let mut hits = vec![
+            (stored("ab"), 0.9, None),
+            (stored("abcdef"), 0.5, None),
+            (stored("a"), 0.4, Some(SnippetMatch::Exact)),
+            (stored("abcd"), 0.3, Some(SnippetMatch::Contains)),
+        ];
+        rerank(&mut hits, &ByLength, Mode::Code, "q").unwrap();
+        let order: Vec<&str> = hits.iter().map(|(c, _, _)| c.text.as_str()).collect();
+        assert_eq!(order, ["a", "abcdef", "abcd", "ab"]);
+        let scores: Vec<f32> = hits.iter().map(|(_, s, _)| *s).collect();
+        assert_eq!(scores, [6.0, 6.0, 4.0, 2.0]);
+        let e = rerank(&mut hits, &Short, Mode::Text, "q").unwrap_err();
+        assert!(e.to_string().contains("3 scores for 4"), "{e}");
     }
 }

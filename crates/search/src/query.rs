@@ -66,6 +66,12 @@ pub struct QueryAnalysis {
     /// The query is about tests (it names test files or frames in them, or
     /// talks about tests), so test code is not ranked down.
     pub about_tests: bool,
+    /// Languages, as the index names them, that the query asks for ("a
+    /// rust function that…") or, for a snippet, the language it is in.
+    pub languages: Vec<String>,
+    /// Words that may name a part of the code base ("in the parser",
+    /// "the cache module"), matched against path components.
+    pub path_hints: Vec<String>,
 }
 
 /// Longest query text that is analysed; longer pastes are cut (the model
@@ -268,6 +274,11 @@ pub fn analyse(query: &str, mode: Mode) -> QueryAnalysis {
         identifiers.clone()
     };
     let about_tests = about_tests(query, &paths, &frames);
+    let (languages, path_hints) = if mode == Mode::Code {
+        (snippet_language(query), Vec::new())
+    } else {
+        (named_languages(query), path_hints(query))
+    };
     QueryAnalysis {
         mode,
         identifiers,
@@ -276,8 +287,177 @@ pub fn analyse(query: &str, mode: Mode) -> QueryAnalysis {
         frames,
         terms,
         about_tests,
+        languages,
+        path_hints,
     }
 }
+
+/// The languages a query names: `rust`, `python`, `golang`, `c++`, "in C"…
+/// (plain "go" is too common a word to count).
+fn named_languages(query: &str) -> Vec<String> {
+    static NAMED: OnceLock<Regex> = OnceLock::new();
+    static C: OnceLock<Regex> = OnceLock::new();
+    let named = regex(
+        &NAMED,
+        r"(?i)\b(rust|python|javascript|js|node\.?js|typescript|golang|java|c\+\+|cpp|ruby|php)(?:\b|$|[^\w+])",
+    );
+    let mut out: Vec<String> = Vec::new();
+    let mut add = |language: &str| {
+        if !out.iter().any(|l| l == language) {
+            out.push(language.to_string());
+        }
+    };
+    for cap in named.captures_iter(query) {
+        match cap[1].to_ascii_lowercase().as_str() {
+            "rust" => add("rust"),
+            "python" => add("python"),
+            "javascript" | "js" | "nodejs" | "node.js" => add("javascript"),
+            "typescript" => {
+                add("typescript");
+                add("tsx");
+            }
+            "golang" => add("go"),
+            "java" => add("java"),
+            "c++" | "cpp" => add("cpp"),
+            "ruby" => add("ruby"),
+            "php" => add("php"),
+            _ => {}
+        }
+    }
+    if regex(&C, r"\b(?:in|with|for) C(?:$|[^\w+#])").is_match(query) {
+        add("c");
+    }
+    out
+}
+
+/// The language a snippet is written in, from its distinctive syntax,
+/// when one language clearly leads (else none: no preference).
+fn snippet_language(snippet: &str) -> Vec<String> {
+    static SIGNS: OnceLock<Vec<(&'static str, Regex)>> = OnceLock::new();
+    let signs = SIGNS.get_or_init(|| {
+        [
+            ("rust", r"\bfn\s+\w+|\blet\s+mut\b|\bimpl\b|&self\b|&mut\b|\w::\w|\bpub\s+(fn|struct|enum)\b|\bmatch\b.*\{|=>\s*\{?|\b(Vec|Option|Result)<"),
+            ("python", r"(?m)\bdef\s+\w+\(.*\)\s*(->.*)?:\s*$|\bself\.\w|\belif\b|\bNone\b|^\s*(from\s+\S+\s+)?import\s+[\w.]+\s*$|:\s*$|\blambda\b"),
+            ("go", r"\bfunc\s+(\(\w+\s+\*?\w+\)\s*)?\w+\(|:=|\bpackage\s+\w+|\berr\s*!=\s*nil\b|\bchan\b"),
+            ("javascript", r"\bfunction\s*\w*\s*\(|\bconst\s+\w+\s*=|=>|===|\bconsole\.\w+|\brequire\("),
+            ("typescript", r":\s*(string|number|boolean|void)\b|\binterface\s+\w+\s*\{|\bexport\s+(type|interface)\b|<\w+>\("),
+            ("java", r"\b(public|private|protected)\s+(static\s+)?(final\s+)?\w+(<[^>]*>)?\s+\w+\s*\(|@Override|System\.out|\bnew\s+\w+<"),
+            ("c", r"#include\s*<\w+\.h>|\bprintf\(|\bmalloc\(|\bNULL\b|->\w"),
+            ("cpp", r"\bstd::|#include\s*<\w+>|\bnullptr\b|\btemplate\s*<|::\w+\(|->\w"),
+            ("ruby", r"(?m)^\s*end\s*$|\bdo\s*\|\w+|\bputs\b|^\s*def\s+\w+[^:]*$|@\w+\s*="),
+            ("php", r"<\?php|\$this->|\bfunction\s+\w+\s*\(\$|\$\w+\s*="),
+        ]
+        .into_iter()
+        .map(|(language, pattern)| (language, Regex::new(pattern).expect("static regex")))
+        .collect()
+    });
+    let mut scores: Vec<(&str, usize)> = signs
+        .iter()
+        .map(|(language, sign)| (*language, sign.find_iter(snippet).count()))
+        .collect();
+    scores.sort_by_key(|s| std::cmp::Reverse(s.1));
+    match scores.as_slice() {
+        [(best, n), (_, runner_up), ..] if *n >= 2 && *n > runner_up + 1 => {
+            let mut out = vec![best.to_string()];
+            if *best == "typescript" {
+                out.push("tsx".into());
+            }
+            out
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Words naming a part of the code base: "in the parser", "in parser",
+/// "the cache module", "the http package". Common words are left out;
+/// a hint only counts where a path has it as a component.
+fn path_hints(query: &str) -> Vec<String> {
+    static HINT: OnceLock<Regex> = OnceLock::new();
+    let hint = regex(
+        &HINT,
+        r"(?i)\b(?:in|inside|under|from) (?:the |our |my )?([a-z][a-z0-9_]{2,})\b|\b([a-z][a-z0-9_]{2,}) (?:module|package|crate|folder|directory|subsystem|component|plugin)s?\b",
+    );
+    let mut out: Vec<String> = Vec::new();
+    for cap in hint.captures_iter(query) {
+        // "in the X" is often not a place in the code ("in the list");
+        // "the X module" always means one.
+        let (word, after_in) = match (cap.get(1), cap.get(2)) {
+            (Some(m), _) => (m.as_str().to_ascii_lowercase(), true),
+            (None, Some(m)) => (m.as_str().to_ascii_lowercase(), false),
+            (None, None) => continue,
+        };
+        if stopwords().contains(word.as_str())
+            || (after_in && GENERIC_HINTS.contains(&word.as_str()))
+            || !named_languages(&word).is_empty()
+            || out.contains(&word)
+        {
+            continue;
+        }
+        out.push(word);
+    }
+    out
+}
+
+/// Words that follow "in the" without naming a part of a code base.
+const GENERIC_HINTS: &[&str] = &[
+    "case",
+    "order",
+    "place",
+    "memory",
+    "file",
+    "files",
+    "list",
+    "array",
+    "string",
+    "way",
+    "loop",
+    "middle",
+    "end",
+    "beginning",
+    "start",
+    "future",
+    "past",
+    "background",
+    "same",
+    "current",
+    "given",
+    "form",
+    "range",
+    "dict",
+    "dictionary",
+    "map",
+    "function",
+    "method",
+    "class",
+    "code",
+    "repo",
+    "repository",
+    "project",
+    "directory",
+    "folder",
+    "path",
+    "line",
+    "lines",
+    "text",
+    "output",
+    "input",
+    "console",
+    "terminal",
+    "browser",
+    "database",
+    "table",
+    "row",
+    "column",
+    "cell",
+    "world",
+    "format",
+    "python",
+    "rust",
+    "java",
+    "order",
+    "reverse",
+    "parallel",
+];
 
 /// Whether a query is about tests rather than the code under test: it
 /// names a test file, a traceback frame lies in one, or it speaks of tests
@@ -765,5 +945,46 @@ mod tests {
     fn truncate_respects_char_boundaries() {
         assert_eq!(truncate("héllo", 2), "h");
         assert_eq!(truncate("abc", 10), "abc");
+    }
+
+    #[test]
+    fn languages_named_in_prose_are_hints() {
+        assert_eq!(named_languages("parse a toml file in rust"), ["rust"]);
+        assert_eq!(named_languages("Python: read lines lazily"), ["python"]);
+        assert_eq!(
+            named_languages("typescript debounce"),
+            ["typescript", "tsx"]
+        );
+        assert_eq!(named_languages("a golang http handler"), ["go"]);
+        assert_eq!(named_languages("smart pointers in C++"), ["cpp"]);
+        assert_eq!(named_languages("string copy in C"), ["c"]);
+        assert!(named_languages("go to the next page").is_empty());
+        assert!(named_languages("trusty rusted pythons").is_empty());
+    }
+
+    #[test]
+    fn a_snippet_s_language_is_guessed_only_when_clear() {
+        let rust = "pub fn load(path: &Path) -> Result<Config> {\n    let mut text = String::new();\n    Ok(parse(&text)?)\n}";
+        assert_eq!(snippet_language(rust), ["rust"]);
+        let python = "def load(self, path):\n    if path is None:\n        return self.default\n    return parse(path)\n";
+        assert_eq!(snippet_language(python), ["python"]);
+        let go = "func Load(path string) (*Config, error) {\n\tdata, err := os.ReadFile(path)\n\tif err != nil {\n\t\treturn nil, err\n\t}\n}";
+        assert_eq!(snippet_language(go), ["go"]);
+        assert!(snippet_language("x = 1").is_empty());
+        assert_eq!(analyse(python, Mode::Code).languages, ["python"]);
+        assert!(analyse(python, Mode::Code).path_hints.is_empty());
+    }
+
+    #[test]
+    fn path_hints_come_from_places_named_in_prose() {
+        assert_eq!(
+            path_hints("where does the lexer handle escapes in the parser"),
+            ["parser"]
+        );
+        assert_eq!(path_hints("retry logic of the http module"), ["http"]);
+        assert_eq!(path_hints("reverse a list in place"), Vec::<String>::new());
+        assert_eq!(path_hints("sort in python"), Vec::<String>::new());
+        let analysis = analyse("cache eviction in the storage layer", Mode::Text);
+        assert_eq!(analysis.path_hints, ["storage"]);
     }
 }

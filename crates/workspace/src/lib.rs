@@ -501,6 +501,7 @@ impl Workspace {
             path_globs: query.path_globs,
             repos: query.repos,
             weights: None,
+            tuning: self.settings().search,
         };
         let outcome = quarry_search::search(&store, &embedder, &request).await?;
         let mut terms: Vec<String> = Vec::new();

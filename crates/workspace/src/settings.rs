@@ -11,7 +11,7 @@ pub const CONFIG_ENV: &str = "QUARRY_CONFIG";
 /// What the user can configure. Every field has a default, so a missing
 /// file or key means "the default"; an unknown key is an error (a typo
 /// should not be silently ignored).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// Embedding model id for new indexes.
@@ -25,6 +25,15 @@ pub struct Settings {
     /// Open-in-editor command; `{path}` and `{line}` are replaced. `None`:
     /// [`crate::editor::default_editor_command`].
     pub editor: Option<String>,
+    /// Overrides of each query mode's fusion weights and candidate depth
+    /// (`[search.issue] lexical = 0.8`); what is left out keeps the
+    /// measured defaults.
+    #[serde(skip_serializing_if = "is_default_tuning")]
+    pub search: quarry_search::Tuning,
+}
+
+fn is_default_tuning(tuning: &quarry_search::Tuning) -> bool {
+    *tuning == quarry_search::Tuning::default()
 }
 
 /// The devices [`Settings::device`] accepts (`gpu` means `auto` in a build
@@ -49,6 +58,7 @@ impl Default for Settings {
             exclude: Vec::new(),
             max_file_size: quarry_index::DEFAULT_MAX_FILE_SIZE,
             editor: None,
+            search: quarry_search::Tuning::default(),
         }
     }
 }
@@ -119,6 +129,12 @@ impl Settings {
                 "The default is 1 MB.",
             ));
         }
+        self.search.validate().map_err(|e| {
+            Problem::new(
+                format!("Invalid search setting: {e}"),
+                "Remove the key to use the default.",
+            )
+        })?;
         if let Some(editor) = &self.editor {
             if crate::editor::split_command(editor).is_empty() {
                 return Err(Problem::new(

@@ -1279,6 +1279,7 @@ mod tests {
             end_line,
             score: 0.0,
             text: String::new(),
+            snippet_match: None,
         }
     }
 

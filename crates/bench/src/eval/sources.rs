@@ -30,35 +30,85 @@ pub fn python_sdist(work: &Path, name: &str, version: &str) -> Result<PathBuf> {
     if let Some(dir) = single_dir(&unpacked) {
         return Ok(dir);
     }
-    if downloads.is_dir() {
-        std::fs::remove_dir_all(&downloads)?;
+    let archive = download(&spec, &["--no-binary", ":all:"], &downloads)?;
+    unpack(&archive, &unpacked)?;
+    single_dir(&unpacked)
+        .with_context(|| format!("{} has no single top directory", archive.display()))
+}
+
+/// Like [`python_sdist`], but only among releases uploaded before
+/// `before` (an ISO 8601 time, e.g. an issue's `created_at`): the code a
+/// user had when they filed it. Needs a pip that knows
+/// `--uploaded-prior-to`. The release is chosen by its wheel, whose
+/// metadata needs no build (an sdist's does, and its build tools would
+/// have to predate `before` too); then that release's sdist is fetched.
+pub fn python_sdist_uploaded_before(
+    work: &Path,
+    name: &str,
+    version: &str,
+    before: &str,
+) -> Result<PathBuf> {
+    let key = format!("{name}{version}-before-{before}")
+        .replace([':', '*', '+', '<', '>', '=', '~', '!', ','], "_");
+    let into = work.join("resolved").join(key);
+    let wheel = match only_file(&into) {
+        Some(wheel) => wheel,
+        None => {
+            let spec = if version.starts_with(['<', '>', '=', '~', '!']) {
+                format!("{name}{version}")
+            } else {
+                format!("{name}=={version}")
+            };
+            download(
+                &spec,
+                &["--only-binary", ":all:", "--uploaded-prior-to", before],
+                &into,
+            )
+            .with_context(|| {
+                format!(
+                    "finding the last release of {spec} before {before} (by its wheel; \
+                         needs a pip that knows --uploaded-prior-to: set QUARRY_PYTHON \
+                         to a python with a recent pip)"
+                )
+            })?
+        }
+    };
+    // `name-1.2.3-py3-none-any.whl`: the version is the second field.
+    let file = wheel.file_name().unwrap_or_default().to_string_lossy();
+    let exact = file
+        .split('-')
+        .nth(1)
+        .with_context(|| format!("no version in the wheel name {file}"))?;
+    python_sdist(work, name, exact)
+}
+
+/// Runs `pip download --no-deps EXTRA SPEC` into a fresh `into` and
+/// returns the file it downloaded.
+fn download(spec: &str, extra: &[&str], into: &Path) -> Result<PathBuf> {
+    if into.is_dir() {
+        std::fs::remove_dir_all(into)?;
     }
-    std::fs::create_dir_all(&downloads)?;
+    std::fs::create_dir_all(into)?;
     let status = Command::new(python())
-        .args([
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--no-binary",
-            ":all:",
-            "-q",
-        ])
-        .arg(&spec)
+        .args(["-m", "pip", "download", "--no-deps", "-q"])
+        .args(extra)
+        .arg(spec)
         .arg("-d")
-        .arg(&downloads)
+        .arg(into)
         .status()
         .context("running pip download")?;
     if !status.success() {
         bail!("pip download {spec} failed");
     }
-    let archive = std::fs::read_dir(&downloads)?
+    only_file(into).with_context(|| format!("pip downloaded nothing for {spec}"))
+}
+
+/// The first file in `dir`, if any.
+fn only_file(dir: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(dir)
+        .ok()?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| p.is_file())
-        .with_context(|| format!("pip downloaded nothing for {spec}"))?;
-    unpack(&archive, &unpacked)?;
-    single_dir(&unpacked)
-        .with_context(|| format!("{} has no single top directory", archive.display()))
 }
 
 /// The source of crate `name` at exactly `version`, vendored with

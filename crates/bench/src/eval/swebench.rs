@@ -3,10 +3,14 @@
 //! Metrics as in the CoRNStack paper: file Acc@1/2/3 and function Acc@5/10
 //! (an issue counts only when *all* its gold items rank within k).
 //!
-//! Each project's code is the PyPI source distribution of the instance's
-//! `major.minor` version (newest patch release), which approximates the
-//! tree at `base_commit`. Each release is indexed once, whole (tests and
-//! docs included, as a user would index it), with the real pipeline.
+//! Each project's code is the PyPI source distribution of the last release
+//! uploaded before the issue was filed (`created_at`), up to the
+//! instance's `major.minor` version: the code its reporter ran. Most
+//! issues are filed while that series is in development, so this is often
+//! the previous series' last release; it may lack code new in the series
+//! (counted as missing gold) but never holds the fix. Each release is
+//! indexed once, whole (tests and docs included, as a user would index
+//! it), with the real pipeline.
 //!
 //! Gold is derived from the fix's diff on that snapshot:
 //! - gold files: the non-test `.py` files the diff edits (new files are
@@ -14,9 +18,13 @@
 //! - each hunk is placed in the snapshot file by its old-side text (exact,
 //!   then whitespace-insensitive, then the longest run of matching lines),
 //!   since snapshot and `base_commit` differ by a few commits;
+//! - a hunk whose text is gone (its function was rewritten in between)
+//!   falls back on the function its `@@` section names, if the file has
+//!   exactly one of that name; otherwise it is counted as missing gold;
 //! - edited lines are the removed lines; a pure insertion belongs to the
 //!   chunk around it, or to the block header above it with less
-//!   indentation (a new method belongs to its class);
+//!   indentation (a new method belongs to its class; a class indexed only
+//!   as its methods is its whole block, found through any of them);
 //! - gold functions are the function/method chunks holding edited lines.
 //!   Edits outside any function (imports, a class docstring, a module
 //!   constant) go with a function fix as glue, so they are gold only in a
@@ -27,7 +35,7 @@
 //! from the snapshot: each is reported on stderr and costs the issue its
 //! hit, never the run.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
@@ -50,6 +58,8 @@ struct Instance {
     repo: String,
     /// `major.minor` of the project at `base_commit`.
     version: String,
+    /// When the issue was filed (ISO 8601).
+    created_at: String,
     problem_statement: String,
     patch: String,
 }
@@ -87,8 +97,9 @@ pub async fn run(
         }
     }
 
-    // Releases in order of first use, each with the issues filed against it.
-    let mut releases: Vec<((&str, &str), Vec<&Instance>)> = Vec::new();
+    // Snapshots in order of first use, each with the issues filed against it.
+    let mut snapshots: Vec<(PathBuf, Vec<&Instance>)> = Vec::new();
+    let mut unavailable = 0;
     for instance in &instances {
         let Some(name) = pypi_name(&instance.repo) else {
             eprintln!(
@@ -97,10 +108,20 @@ pub async fn run(
             );
             continue;
         };
-        let key = (name, instance.version.as_str());
-        match releases.iter_mut().find(|(k, _)| *k == key) {
+        let tree = match snapshot(work, name, &instance.version, &instance.created_at) {
+            Ok(tree) => tree,
+            Err(e) => {
+                eprintln!(
+                    "{}: no source distribution of {name} {} ({e:#}); counted as a miss",
+                    instance.instance_id, instance.version
+                );
+                unavailable += 1;
+                continue;
+            }
+        };
+        match snapshots.iter_mut().find(|(t, _)| *t == tree) {
             Some((_, issues)) => issues.push(instance),
-            None => releases.push((key, vec![instance])),
+            None => snapshots.push((tree, vec![instance])),
         }
     }
 
@@ -129,21 +150,9 @@ pub async fn run(
     let mut file_ranks: Vec<Vec<Vec<Option<usize>>>> = vec![Vec::new(); configs.len()];
     let mut function_ranks: Vec<Vec<Vec<Option<usize>>>> = vec![Vec::new(); configs.len()];
     let mut coverage = Coverage::default();
-    let mut releases_unavailable = 0;
-    for ((name, version), issues) in &releases {
-        let tree = match sources::python_sdist(work, name, &format!("{version}.*")) {
-            Ok(tree) => tree,
-            Err(e) => {
-                eprintln!(
-                    "{name} {version}.*: no source distribution ({e:#}); its {} issue(s) count as misses",
-                    issues.len()
-                );
-                releases_unavailable += 1;
-                continue;
-            }
-        };
+    for (tree, issues) in &snapshots {
         let release = tree.file_name().map_or_else(
-            || format!("{name}-{version}"),
+            || tree.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
         );
         let store = Store::open_or_create(
@@ -153,7 +162,7 @@ pub async fn run(
         .await
         .with_context(|| format!("opening the index of {release}"))?;
         eprintln!("indexing {} (incremental)", tree.display());
-        let report = quarry_index::index_root(&store, embedder, &tree, &options, &mut |_| {})
+        let report = quarry_index::index_root(&store, embedder, tree, &options, &mut |_| {})
             .await
             .with_context(|| format!("indexing {}", tree.display()))?;
         eprintln!(
@@ -163,7 +172,7 @@ pub async fn run(
 
         for instance in issues {
             coverage.issues_with_snapshot += 1;
-            let gold = match derive_gold(&tree, &instance.patch, &tokens, &options.chunking) {
+            let gold = match derive_gold(tree, &instance.patch, &tokens, &options.chunking) {
                 Ok(gold) => gold,
                 Err(e) => {
                     eprintln!(
@@ -182,7 +191,12 @@ pub async fn run(
                 .iter()
                 .map(|g| format!("{}:{} ({})", g.path, g.symbol, g.kind))
                 .collect();
-            eprintln!("{}: gold {}", instance.instance_id, named.join(", "));
+            let named = if named.is_empty() {
+                "(none in the snapshot)".to_string()
+            } else {
+                named.join(", ")
+            };
+            eprintln!("{}: gold {named}", instance.instance_id);
             for (c, config) in configs.iter().enumerate() {
                 let request = config.request(&instance.problem_statement, TOP_K);
                 let outcome = quarry_search::search(&store, embedder, &request)
@@ -204,12 +218,12 @@ pub async fn run(
     }
 
     let suite = format!(
-        "Issue → function: SWE-bench Lite dev ({} issues, {} with a snapshot, {} of {} releases unavailable; \
+        "Issue → function: SWE-bench Lite dev ({} issues, {} with a snapshot from {} releases, {} without; \
          {} of {} gold functions and {} of {} gold files in them)",
         instances.len(),
         coverage.issues_with_snapshot,
-        releases_unavailable,
-        releases.len(),
+        snapshots.len(),
+        unavailable,
         coverage.functions_found,
         coverage.functions_found + coverage.functions_missing,
         coverage.files_found,
@@ -236,6 +250,35 @@ pub async fn run(
             }
         })
         .collect())
+}
+
+/// The source tree an issue was filed against: the last release uploaded
+/// before `created_at` up to its `series` (`major.minor`, SWE-bench's
+/// version of the code at `base_commit`). Most issues are filed against a
+/// series still in development, so that is usually the previous series'
+/// last release: it may lack code new in the series, but it never holds
+/// the fix, which every later release might. Without such a release, the
+/// series' first.
+fn snapshot(work: &Path, name: &str, series: &str, created_at: &str) -> Result<PathBuf> {
+    let below =
+        next_minor(series).map_or_else(|| format!("=={series}.*"), |next| format!("<{next}"));
+    match sources::python_sdist_uploaded_before(work, name, &below, created_at) {
+        Ok(tree) => Ok(tree),
+        Err(before) => {
+            eprintln!(
+                "{name} {series}: no release before {created_at} ({before:#}); taking the series' first"
+            );
+            sources::python_sdist(work, name, &format!("{series}.0"))
+        }
+    }
+}
+
+/// `0.6` -> `0.7`; `None` for anything but `major.minor`.
+fn next_minor(series: &str) -> Option<String> {
+    let (major, minor) = series.split_once('.')?;
+    let major: u32 = major.parse().ok()?;
+    let minor: u32 = minor.parse().ok()?;
+    Some(format!("{major}.{}", minor + 1))
 }
 
 /// `ranks` followed by empty entries (misses) up to `total` issues.
@@ -752,6 +795,12 @@ fn derive_gold(
                     .push(format!("{rel}: {count} hunk(s) placed with fit {fit:?}"));
             }
         }
+        if in_file.by_section > 0 {
+            gold.notes.push(format!(
+                "{rel}: {} hunk(s) not found, taken from the function their section names",
+                in_file.by_section
+            ));
+        }
         if in_file.already_applied > 0 {
             gold.notes.push(format!(
                 "{rel}: the snapshot already has {} hunk(s) of the fix",
@@ -775,28 +824,63 @@ fn derive_gold(
 #[derive(Debug, Default)]
 struct FileGold<'h> {
     functions: Vec<GoldFunction>,
-    /// Hunks whose old side is not in the file.
+    /// Hunks neither placed nor named by their section.
     unplaced: Vec<&'h Hunk>,
     /// Hunks placed ignoring whitespace.
     whitespace: usize,
     /// Hunks placed by a partial run of lines.
     partial: usize,
+    /// Hunks not placed whose section names a function of the file.
+    by_section: usize,
     /// Hunks whose new side is in the file, verbatim or for whitespace,
     /// while the old side is not: the snapshot postdates the fix.
     already_applied: usize,
 }
 
-/// Places `hunks` in `source` (cut into `chunks`) and collects the chunks
-/// they edit: functions and methods, or, when the file has no edited
-/// function, the innermost enclosing class or module chunks.
+/// What an edit falls in: a chunk, or the block of a class that has no
+/// chunk of its own.
+#[derive(Debug, Clone, PartialEq)]
+struct Target {
+    symbol: String,
+    kind: ChunkKind,
+    /// 1-based, inclusive.
+    lines: (u32, u32),
+}
+
+impl From<&Chunk> for Target {
+    fn from(chunk: &Chunk) -> Self {
+        Target {
+            symbol: chunk.symbol.clone(),
+            kind: chunk.kind,
+            lines: (chunk.start_line, chunk.end_line),
+        }
+    }
+}
+
+/// Places `hunks` in `source` (cut into `chunks`) and collects what they
+/// edit: functions and methods, or, when the file has no edited function,
+/// the innermost enclosing class or module chunks. A hunk that cannot be
+/// placed (the function was rewritten since) still counts when its
+/// section names exactly one function or class of the file.
 fn gold_in_file<'h>(path: &str, source: &str, chunks: &[Chunk], hunks: &'h [Hunk]) -> FileGold<'h> {
     let lines: Vec<&str> = source.lines().collect();
     let mut found = FileGold::default();
-    let mut edited: Vec<&Chunk> = Vec::new();
+    let mut edited: Vec<Target> = Vec::new();
+    let mut add = |target: Target| {
+        if !edited.contains(&target) {
+            edited.push(target);
+        }
+    };
     for hunk in hunks {
         let old = hunk.old_side();
         let Some(placement) = locate_hunk(&old, &lines, hunk.old_start.saturating_sub(1)) else {
-            found.unplaced.push(hunk);
+            match section_target(chunks, &hunk.section) {
+                Some(target) => {
+                    found.by_section += 1;
+                    add(target);
+                }
+                None => found.unplaced.push(hunk),
+            }
             continue;
         };
         match placement.fit {
@@ -812,50 +896,49 @@ fn gold_in_file<'h>(path: &str, source: &str, chunks: &[Chunk], hunks: &'h [Hunk
             }
         }
         for edit in hunk.edits() {
-            if let Some(chunk) = edited_chunk(&lines, chunks, placement, edit) {
-                if !edited.contains(&chunk) {
-                    edited.push(chunk);
-                }
+            if let Some(target) = edit_target(&lines, chunks, placement, edit) {
+                add(target);
             }
         }
     }
-    let callable = |c: &&Chunk| matches!(c.kind, ChunkKind::Function | ChunkKind::Method);
+    let callable = |t: &Target| matches!(t.kind, ChunkKind::Function | ChunkKind::Method);
     if edited.iter().any(callable) {
         edited.retain(callable);
     }
-    for chunk in edited {
-        let range = (chunk.start_line, chunk.end_line);
+    for target in edited {
         match found
             .functions
             .iter_mut()
-            .find(|g| g.symbol == chunk.symbol && g.kind == chunk.kind)
+            .find(|g| g.symbol == target.symbol && g.kind == target.kind)
         {
-            Some(gold) => gold.ranges.push(range),
+            Some(gold) => gold.ranges.push(target.lines),
             None => found.functions.push(GoldFunction {
                 path: path.to_string(),
-                symbol: chunk.symbol.clone(),
-                kind: chunk.kind,
-                ranges: vec![range],
+                symbol: target.symbol,
+                kind: target.kind,
+                ranges: vec![target.lines],
             }),
         }
     }
     found
 }
 
-/// The chunk an edit falls in. A removed line: the innermost chunk holding
-/// it. An insertion: the innermost chunk holding the non-blank lines on
-/// both sides of it (inside a function body), else the chunk of the
-/// nearest line above with less indentation than the inserted code (the
-/// `def` or `class` it extends); a top-level insertion between chunks
-/// falls in none.
-fn edited_chunk<'c>(
+/// What an edit falls in. A removed line: the innermost chunk holding it.
+/// An insertion: the innermost chunk holding the non-blank lines on both
+/// sides of it (inside a function body), else the nearest line above with
+/// less indentation than the inserted code (the `def` or `class` it
+/// extends): its chunk, or the class's block when the class has no chunk
+/// of its own. A top-level insertion between chunks falls in nothing.
+fn edit_target(
     lines: &[&str],
-    chunks: &'c [Chunk],
+    chunks: &[Chunk],
     placement: Placement,
     edit: Edit,
-) -> Option<&'c Chunk> {
+) -> Option<Target> {
     match edit {
-        Edit::Removed(index) => innermost_chunk(chunks, placement.line(index, lines.len())?),
+        Edit::Removed(index) => {
+            innermost_chunk(chunks, placement.line(index, lines.len())?).map(Target::from)
+        }
         Edit::Inserted { before, indent } => {
             // Snapshot line the insertion comes before (may be past the end).
             let at = usize::try_from(before as isize + placement.offset).ok()?;
@@ -865,8 +948,8 @@ fn edited_chunk<'c>(
             if let (Some(above), Some(below)) = (above, below) {
                 let around = innermost_chunk(chunks, above)
                     .filter(|c| c.start_line as usize <= below + 1 && below < c.end_line as usize);
-                if around.is_some() {
-                    return around;
+                if let Some(chunk) = around {
+                    return Some(Target::from(chunk));
                 }
             }
             if indent == 0 {
@@ -875,9 +958,73 @@ fn edited_chunk<'c>(
             let header = (0..at.min(lines.len()))
                 .rev()
                 .find(|l| is_code(l) && indentation(lines[*l]) < indent)?;
-            innermost_chunk(chunks, header)
+            match innermost_chunk(chunks, header) {
+                Some(chunk) => Some(Target::from(chunk)),
+                None => class_block(lines, chunks, header),
+            }
         }
     }
+}
+
+/// The class whose header is 0-based line `header` when no chunk holds
+/// that line (a class without docstring or fields is indexed as its
+/// methods only): its lines, through the last one indented deeper, named
+/// after the methods in it. Any of them found counts as finding it.
+fn class_block(lines: &[&str], chunks: &[Chunk], header: usize) -> Option<Target> {
+    let header_line = lines.get(header)?;
+    if !header_line.trim_start().starts_with("class ") {
+        return None;
+    }
+    let depth = indentation(header_line);
+    let last = (header + 1..lines.len())
+        .take_while(|&l| lines[l].trim().is_empty() || indentation(lines[l]) > depth)
+        .filter(|&l| !lines[l].trim().is_empty())
+        .last()?;
+    let span = (header as u32 + 1, last as u32 + 1);
+    let member = chunks
+        .iter()
+        .find(|c| span.0 < c.start_line && c.end_line <= span.1)?;
+    let (class, _) = member.symbol.rsplit_once('.')?;
+    Some(Target {
+        symbol: class.to_string(),
+        kind: ChunkKind::Class,
+        lines: span,
+    })
+}
+
+/// The function or class a hunk's section (`def name(...):`, git's
+/// enclosing-definition line) names, when exactly one chunk symbol of the
+/// file ends in that name.
+fn section_target(chunks: &[Chunk], section: &str) -> Option<Target> {
+    let definition = section.trim_start().trim_start_matches("async ");
+    let rest = definition
+        .strip_prefix("def ")
+        .or_else(|| definition.strip_prefix("class "))?;
+    let name: String = rest
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect();
+    let named = |c: &&Chunk| {
+        !matches!(c.kind, ChunkKind::Module | ChunkKind::Window)
+            && c.symbol.rsplit('.').next() == Some(name.as_str())
+    };
+    let mut matching = chunks.iter().filter(named);
+    let first = matching.next()?;
+    // Windows of one split function share its symbol; two symbols are ambiguous.
+    if matching.any(|c| c.symbol != first.symbol) {
+        return None;
+    }
+    let (start, end) = chunks
+        .iter()
+        .filter(|c| c.symbol == first.symbol && c.kind == first.kind)
+        .fold((first.start_line, first.end_line), |(s, e), c| {
+            (s.min(c.start_line), e.max(c.end_line))
+        });
+    Some(Target {
+        symbol: first.symbol.clone(),
+        kind: first.kind,
+        lines: (start, end),
+    })
 }
 
 /// The smallest chunk holding 0-based `line` (a method rather than its
@@ -1227,6 +1374,74 @@ class Shape:
     }
 
     #[test]
+    fn new_method_of_a_class_without_its_own_chunk_is_its_block() {
+        // Too big to be emitted whole, no docstring: only its methods are chunks.
+        let mut source = String::from("class Big:\n");
+        for i in 0..30 {
+            source.push_str(&format!(
+                "    def m{i}(self, value):\n        total = value * {i} + self.offset\n        return total\n\n"
+            ));
+        }
+        source.push_str("\nx = 1\n");
+        let chunks = chunks_of(&source);
+        assert!(chunks.iter().all(|c| c.start_line > 1), "{chunks:?}");
+        let patch = "\
+--- a/pkg/shapes.py
++++ b/pkg/shapes.py
+@@ -7,3 +7,5 @@ class Big:
+         return total
+ 
++    def added(self):
++        return 0
+     def m2(self, value):
+";
+        let hunks = hunks_of(patch);
+        let found = gold_in_file("pkg/shapes.py", &source, &chunks, &hunks);
+        assert_eq!(found.functions.len(), 1, "{:?}", found.functions);
+        let class = &found.functions[0];
+        assert_eq!(
+            (class.symbol.as_str(), class.kind),
+            ("Big", ChunkKind::Class)
+        );
+        assert_eq!(class.ranges, [(1, 120)]);
+    }
+
+    #[test]
+    fn a_rewritten_function_is_found_by_the_hunk_section() {
+        let patch = "\
+--- a/pkg/shapes.py
++++ b/pkg/shapes.py
+@@ -30,3 +30,3 @@ def top(x):
+     z = compute(x)
+-    z += 2
++    z += 3
+     return z
+";
+        let chunks = chunks_of(SOURCE);
+        let hunks = hunks_of(patch);
+        let found = gold_in_file("pkg/shapes.py", SOURCE, &chunks, &hunks);
+        assert_eq!(found.by_section, 1);
+        assert!(found.unplaced.is_empty());
+        assert_eq!(found.functions[0].symbol, "top");
+        assert_eq!(found.functions[0].ranges, [(5, 7)]);
+        // A name two methods share says nothing.
+        let two = "class A:\n    def run(self):\n        pass\n\nclass B:\n    def run(self):\n        pass\n";
+        assert_eq!(section_target(&chunks_of(two), "def run(self):"), None);
+        assert_eq!(
+            section_target(&chunks_of(two), "class B:").unwrap().symbol,
+            "B"
+        );
+    }
+
+    #[test]
+    fn the_snapshot_stays_below_the_next_series() {
+        assert_eq!(next_minor("0.6").as_deref(), Some("0.7"));
+        assert_eq!(next_minor("2.14").as_deref(), Some("2.15"));
+        assert_eq!(next_minor("3"), None);
+        assert_eq!(next_minor("1.x"), None);
+    }
+
+    #[test]
     fn unplaced_hunks_are_reported() {
         let patch = "\
 --- a/pkg/shapes.py
@@ -1280,6 +1495,7 @@ class Shape:
             end_line: lines.1,
             score: 0.0,
             text: String::new(),
+            snippet_match: None,
         }
     }
 
