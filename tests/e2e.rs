@@ -1281,6 +1281,152 @@ fn timings_go_to_stderr_and_leave_the_hits_unchanged() {
     );
 }
 
+/// A tiny random-weight reranker checked in for the parity tests.
+fn tiny_model(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../models/tests/fixtures/tiny")
+        .join(name)
+}
+
+#[test]
+fn a_reranker_reorders_the_first_stage_and_reports_its_time() {
+    let (_, db, _) = indexed_fixture();
+    let db = db.to_str().unwrap();
+    let query = "cache eviction with a least recently used policy";
+    let model = tiny_model("bert-cross-encoder");
+    let first: Vec<Value> = serde_json::from_str(&stdout(&run(&[
+        "search", "--db", db, "--json", "--top-k", "30", "--rerank", "none", query,
+    ])))
+    .unwrap();
+    let out = run(&[
+        "search",
+        "--db",
+        db,
+        "--json",
+        "--timings",
+        "--top-k",
+        "5",
+        "--rerank",
+        model.to_str().unwrap(),
+        query,
+    ]);
+    assert_ok(&out);
+    let hits: Vec<Value> = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(hits.len(), 5);
+    // Every hit comes from the first stage's 30 (the CPU depth), scored
+    // by the model itself: the same logits the library computes.
+    let encoder =
+        quarry_models::rerank::cross_encoder::CrossEncoder::load(&model, candle_core::Device::Cpu)
+            .unwrap();
+    let texts: Vec<&str> = hits.iter().map(|h| h["text"].as_str().unwrap()).collect();
+    let pairs: Vec<(&str, &str)> = texts.iter().map(|t| (query, *t)).collect();
+    let expected = encoder.score_pairs(&pairs).unwrap();
+    for (hit, want) in hits.iter().zip(&expected) {
+        assert!(first.iter().any(|f| f["symbol"] == hit["symbol"]), "{hit}");
+        let got = hit["score"].as_f64().unwrap() as f32;
+        assert!(
+            (got - want).abs() <= 1e-4 + 1e-4 * want.abs(),
+            "{got} vs {want}"
+        );
+    }
+    // The best 5 of the 30 by the model, in its order.
+    let all_texts: Vec<&str> = first.iter().map(|h| h["text"].as_str().unwrap()).collect();
+    let all_pairs: Vec<(&str, &str)> = all_texts.iter().map(|t| (query, *t)).collect();
+    let mut all = encoder.score_pairs(&all_pairs).unwrap();
+    all.sort_by(|a, b| b.total_cmp(a));
+    for (got, want) in expected.iter().zip(&all) {
+        assert!(
+            (got - want).abs() <= 1e-4 + 1e-4 * want.abs(),
+            "{expected:?} vs {all:?}"
+        );
+    }
+    let timings: Value =
+        serde_json::from_str(stderr(&out).lines().last().unwrap_or_default()).unwrap();
+    assert_eq!(timings["search"]["reranked"], 30, "{timings}");
+    assert!(timings["search"]["rerank_ms"].as_f64().unwrap() > 0.0);
+
+    // --rerank none is the first stage; a decoder reranker of another kind runs too.
+    let none: Vec<Value> = serde_json::from_str(&stdout(&run(&[
+        "search", "--db", db, "--json", "--top-k", "5", "--rerank", "none", query,
+    ])))
+    .unwrap();
+    assert_eq!(none, first[..5].to_vec());
+    let listwise = tiny_model("qwen2");
+    let out = run(&[
+        "search",
+        "--db",
+        db,
+        "--json",
+        "--top-k",
+        "12",
+        "--rerank",
+        listwise.to_str().unwrap(),
+        "--rerank-kind",
+        "listwise",
+        "--rerank-depth",
+        "12",
+        query,
+    ]);
+    assert_ok(&out);
+    let hits: Vec<Value> = serde_json::from_str(&stdout(&out)).unwrap();
+    let mut symbols: Vec<&str> = hits.iter().map(|h| h["symbol"].as_str().unwrap()).collect();
+    let mut firsts: Vec<&str> = first[..12]
+        .iter()
+        .map(|h| h["symbol"].as_str().unwrap())
+        .collect();
+    symbols.sort();
+    firsts.sort();
+    assert_eq!(symbols, firsts, "a permutation of the first stage's 12");
+}
+
+#[test]
+fn a_bad_reranker_is_refused_with_what_to_do() {
+    let (_, db, _) = indexed_fixture();
+    let db = db.to_str().unwrap();
+    let out = run(&[
+        "search",
+        "--db",
+        db,
+        "--rerank",
+        "no-such-reranker",
+        "cache",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Unknown reranker"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("Qwen/Qwen3-Reranker-0.6B"),
+        "{}",
+        stderr(&out)
+    );
+    // A directory that holds no model names itself.
+    let empty = scratch("empty-reranker");
+    let out = run(&[
+        "search",
+        "--db",
+        db,
+        "--rerank",
+        empty.to_str().unwrap(),
+        "cache",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("config.json"), "{}", stderr(&out));
+    let out = run(&[
+        "search",
+        "--db",
+        db,
+        "--rerank-kind",
+        "sideways",
+        "--rerank",
+        "none",
+        "x",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
 /// A running `quarry watch --json`, its events read line by line.
 struct Watching {
     child: std::process::Child,

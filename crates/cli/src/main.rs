@@ -179,6 +179,18 @@ struct SearchArgs {
     /// JSON object with --json).
     #[arg(long)]
     timings: bool,
+    /// Second stage: `none`, `default` (the settings' choice, else this
+    /// machine's), a known reranker (`quarry models` lists them) or a model
+    /// directory.
+    #[arg(long, value_name = "MODEL")]
+    rerank: Option<String>,
+    /// First-stage hits the reranker reads (default 100 on a GPU, 30 on the CPU).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1000))]
+    rerank_depth: Option<u16>,
+    /// What a reranker directory holds when its files do not tell:
+    /// cross-encoder, pointwise, generative or listwise.
+    #[arg(long, value_name = "KIND")]
+    rerank_kind: Option<quarry_models::rerank::RerankerKind>,
 }
 
 #[derive(Args, Debug)]
@@ -284,6 +296,30 @@ fn load_embedder(spec: &'static ModelSpec, settings: &Settings) -> Result<Embedd
     embedder
         .map_err(|p| anyhow::anyhow!(explain(p)))
         .with_context(|| format!("loading model {}", spec.id))
+}
+
+/// The second stage `--rerank` (else the settings) asks for, loaded;
+/// `None` for none.
+fn load_reranker(
+    args: &SearchArgs,
+    settings: &Settings,
+) -> Result<Option<quarry_workspace::rerank::LoadedReranker>> {
+    let choice = match args.rerank.as_deref() {
+        Some("default") | None => settings.rerank.as_str(),
+        Some(choice) => choice,
+    };
+    let depth = args.rerank_depth.map(usize::from).or(settings.rerank_depth);
+    let bar = ProgressBar::hidden();
+    let loaded = quarry_workspace::rerank::load(
+        &quarry_home(),
+        choice,
+        args.rerank_kind,
+        depth,
+        settings.device_preference(),
+        &mut |event| fetch_progress(&bar, choice, event),
+    );
+    bar.finish_and_clear();
+    loaded.map_err(|p| UsageError(explain(p)).into())
 }
 
 /// The inference engine from `$QUARRY_ENGINE` (auto, candle or openvino; default auto).
@@ -608,6 +644,7 @@ async fn search(args: SearchArgs) -> Result<()> {
         .map_err(store_error)?;
     let settings = settings()?;
     let embedder = load_embedder(spec, &settings)?;
+    let reranker = load_reranker(&args, &settings)?;
     let startup_ms = opening.elapsed().as_secs_f64() * 1000.0;
     let request = SearchRequest {
         query,
@@ -619,7 +656,11 @@ async fn search(args: SearchArgs) -> Result<()> {
         weights: None,
         tuning: settings.search,
     };
-    let outcome = match quarry_search::search(&store, &embedder, &request).await {
+    let stage = reranker.as_ref().map(|r| quarry_search::RerankStage {
+        reranker: r.reranker.as_ref(),
+        depth: r.depth,
+    });
+    let outcome = match quarry_search::search_reranked(&store, &embedder, &request, stage).await {
         Ok(outcome) => outcome,
         Err(e @ SearchError::Store(StoreError::Lance { .. })) => {
             return Err(anyhow::Error::new(e).context(format!(
@@ -653,9 +694,11 @@ async fn search(args: SearchArgs) -> Result<()> {
             eprintln!("{}", serde_json::to_string(&value)?);
         } else {
             eprintln!(
-                "timings: startup (open index, load model) {startup_ms:.1} ms; search {:.1} ms: \
-                 embed {:.1}, vector {:.1}, full-text {:.1}, symbols {:.1}, pending count {:.1}, fusion {:.1}",
-                t.total_ms, t.embed_ms, t.dense_ms, t.lexical_ms, t.symbols_ms, t.pending_ms, t.fuse_ms
+                "timings: startup (open index, load models) {startup_ms:.1} ms; search {:.1} ms: \
+                 embed {:.1}, vector {:.1}, full-text {:.1}, symbols {:.1}, pending count {:.1}, fusion {:.1}, \
+                 rerank {:.1} ({} hits)",
+                t.total_ms, t.embed_ms, t.dense_ms, t.lexical_ms, t.symbols_ms, t.pending_ms, t.fuse_ms,
+                t.rerank_ms, t.reranked
             );
         }
     }
@@ -775,6 +818,37 @@ fn models(args: ModelsArgs) -> Result<()> {
                         format!("installed at {}", model_dir(&home, spec).display())
                     } else {
                         "not installed (`quarry models fetch`)".to_string()
+                    }
+                );
+            }
+            let settings = settings()?;
+            let machine = quarry_workspace::rerank::machine_default(settings.device_preference());
+            println!(
+                "Rerankers (`quarry search --rerank ID|DIR|none`; on {device}; default here: {}):",
+                if settings.rerank == "default" {
+                    machine
+                } else {
+                    settings.rerank.as_str()
+                }
+            );
+            for known in quarry_models::rerank::known_rerankers() {
+                let spec = ModelSpec {
+                    id: known.id,
+                    dim: 0,
+                    max_tokens: 0,
+                    files: &[],
+                    sha256: &[],
+                    pip_package: None,
+                };
+                let dir = model_dir(&home, &spec);
+                println!(
+                    "  {}  {:?}  {}",
+                    known.id,
+                    known.kind,
+                    if dir.join("config.json").is_file() {
+                        format!("installed at {}", dir.display())
+                    } else {
+                        "fetched on first use".to_string()
                     }
                 );
             }

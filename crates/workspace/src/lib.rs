@@ -11,6 +11,7 @@ pub mod files;
 mod jobs;
 mod model;
 pub mod problem;
+pub mod rerank;
 pub mod settings;
 pub mod watch;
 

@@ -30,6 +30,13 @@ pub struct Settings {
     /// measured defaults.
     #[serde(skip_serializing_if = "is_default_tuning")]
     pub search: quarry_search::Tuning,
+    /// The second stage: `default` (this machine's), `none`, a known
+    /// reranker's id, or a model directory.
+    pub rerank: String,
+    /// First-stage hits the reranker reads; `None`: 100 on a GPU, 30 on
+    /// the CPU.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rerank_depth: Option<usize>,
 }
 
 fn is_default_tuning(tuning: &quarry_search::Tuning) -> bool {
@@ -59,6 +66,8 @@ impl Default for Settings {
             max_file_size: quarry_index::DEFAULT_MAX_FILE_SIZE,
             editor: None,
             search: quarry_search::Tuning::default(),
+            rerank: "default".into(),
+            rerank_depth: None,
         }
     }
 }
@@ -135,6 +144,18 @@ impl Settings {
                 "Remove the key to use the default.",
             )
         })?;
+        if self.rerank.trim().is_empty() {
+            return Err(Problem::new(
+                "The reranker setting is empty",
+                "Use default, none, a reranker's id (`quarry models` lists them) or a model directory.",
+            ));
+        }
+        if self.rerank_depth.is_some_and(|d| !(1..=1000).contains(&d)) {
+            return Err(Problem::new(
+                "rerank_depth must be between 1 and 1000",
+                "Leave it out for the default (100 on a GPU, 30 on the CPU).",
+            ));
+        }
         if let Some(editor) = &self.editor {
             if crate::editor::split_command(editor).is_empty() {
                 return Err(Problem::new(

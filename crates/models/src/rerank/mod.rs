@@ -69,3 +69,206 @@ pub trait Reranker: Send + Sync {
     /// relevant. Scores compare within one call only.
     fn rerank(&self, input: &RerankInput<'_>) -> Result<Vec<f32>, ModelError>;
 }
+
+/// How a reranker reads its candidates; the architectures of one kind
+/// share a loader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RerankerKind {
+    /// A sequence classifier over (query, document) pairs.
+    CrossEncoder,
+    /// Qwen3-Reranker's yes/no judgement of each document.
+    Pointwise,
+    /// ERank: an integer score written per document.
+    Generative,
+    /// CodeRankLLM: a permutation of a window of documents.
+    Listwise,
+}
+
+impl std::str::FromStr for RerankerKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "cross-encoder" | "crossencoder" => Ok(RerankerKind::CrossEncoder),
+            "pointwise" => Ok(RerankerKind::Pointwise),
+            "generative" | "erank" => Ok(RerankerKind::Generative),
+            "listwise" => Ok(RerankerKind::Listwise),
+            other => Err(format!(
+                "unknown reranker kind {other:?} (expected cross-encoder, pointwise, generative or listwise)"
+            )),
+        }
+    }
+}
+
+/// A reranker the research behind Quarry names, by its Hugging Face id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KnownReranker {
+    /// Hugging Face repository id.
+    pub id: &'static str,
+    pub kind: RerankerKind,
+}
+
+/// LoRA adapters (CoREB-Reranker over Qwen3-Reranker-4B) load from a local
+/// directory: [`load_reranker`] merges them into the base model.
+static KNOWN_RERANKERS: [KnownReranker; 8] = [
+    KnownReranker {
+        id: "cross-encoder/ms-marco-MiniLM-L-6-v2",
+        kind: RerankerKind::CrossEncoder,
+    },
+    KnownReranker {
+        id: "BAAI/bge-reranker-base",
+        kind: RerankerKind::CrossEncoder,
+    },
+    KnownReranker {
+        id: "BAAI/bge-reranker-v2-m3",
+        kind: RerankerKind::CrossEncoder,
+    },
+    KnownReranker {
+        id: "Qwen/Qwen3-Reranker-0.6B",
+        kind: RerankerKind::Pointwise,
+    },
+    KnownReranker {
+        id: "Qwen/Qwen3-Reranker-4B",
+        kind: RerankerKind::Pointwise,
+    },
+    KnownReranker {
+        id: "Qwen/Qwen3-Reranker-8B",
+        kind: RerankerKind::Pointwise,
+    },
+    KnownReranker {
+        id: "Alibaba-NLP/ERank-4B",
+        kind: RerankerKind::Generative,
+    },
+    KnownReranker {
+        id: "nomic-ai/CodeRankLLM",
+        kind: RerankerKind::Listwise,
+    },
+];
+
+/// Every reranker Quarry knows by name.
+pub fn known_rerankers() -> &'static [KnownReranker] {
+    &KNOWN_RERANKERS
+}
+
+/// Looks a reranker up by id (case-insensitive; the name without owner
+/// also matches).
+pub fn find_reranker(id: &str) -> Option<&'static KnownReranker> {
+    let id = id.trim();
+    KNOWN_RERANKERS.iter().find(|r| {
+        r.id.eq_ignore_ascii_case(id)
+            || r.id
+                .rsplit('/')
+                .next()
+                .is_some_and(|name| name.eq_ignore_ascii_case(id))
+    })
+}
+
+/// What a model directory holds, judged from its files: a classifier's
+/// `architectures`, an adapter's `adapter_config.json`, or a decoder whose
+/// use its name tells (ERank, CodeRankLLM; else Qwen3-Reranker's yes/no).
+pub fn detect_kind(dir: &std::path::Path) -> Result<RerankerKind, ModelError> {
+    if dir.join("adapter_config.json").is_file() {
+        return Ok(RerankerKind::Pointwise);
+    }
+    let config_path = dir.join("config.json");
+    let text = std::fs::read_to_string(&config_path).map_err(|_| ModelError::MissingFile {
+        path: config_path.clone(),
+    })?;
+    let config: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| ModelError::Config {
+            path: config_path.clone(),
+            message: e.to_string(),
+        })?;
+    let architecture = config["architectures"][0].as_str().unwrap_or_default();
+    if architecture.ends_with("ForSequenceClassification") {
+        return Ok(RerankerKind::CrossEncoder);
+    }
+    if architecture.ends_with("ForCausalLM") {
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().to_ascii_lowercase())
+            .unwrap_or_default();
+        return Ok(if name.contains("erank") {
+            RerankerKind::Generative
+        } else if name.contains("coderankllm") || name.contains("listwise") {
+            RerankerKind::Listwise
+        } else {
+            RerankerKind::Pointwise
+        });
+    }
+    Err(ModelError::Config {
+        path: config_path,
+        message: format!(
+            "`{architecture}` is not a reranker Quarry runs (sequence classifiers, Qwen2/Qwen3 decoders, or a LoRA adapter)"
+        ),
+    })
+}
+
+/// Loads the reranker in `dir` as `kind` (detected when `None`) on
+/// `device`. An adapter directory is merged into its base model, found at
+/// `base` or else at the adapter config's `base_model_name_or_path`
+/// (relative to the adapter directory).
+pub fn load_reranker(
+    name: &str,
+    dir: &std::path::Path,
+    kind: Option<RerankerKind>,
+    base: Option<&std::path::Path>,
+    device: &candle_core::Device,
+) -> Result<Box<dyn Reranker>, ModelError> {
+    let kind = match kind {
+        Some(kind) => kind,
+        None => detect_kind(dir)?,
+    };
+    let adapter = dir.join("adapter_config.json").is_file().then_some(dir);
+    let model_dir = match (adapter, base) {
+        (None, _) => dir.to_path_buf(),
+        (Some(_), Some(base)) => base.to_path_buf(),
+        (Some(adapter), None) => adapter_base(adapter)?,
+    };
+    Ok(match kind {
+        RerankerKind::CrossEncoder => {
+            Box::new(cross_encoder::CrossEncoder::load(dir, device.clone())?.with_name(name))
+        }
+        RerankerKind::Pointwise => Box::new(pointwise::PointwiseReranker::load(
+            name, &model_dir, adapter, device,
+        )?),
+        RerankerKind::Generative => Box::new(generative::GenerativeReranker::load(
+            &model_dir,
+            adapter,
+            device,
+            name,
+            generative::GenerativeOptions::default(),
+        )?),
+        RerankerKind::Listwise => Box::new(listwise::ListwiseReranker::load(
+            &model_dir,
+            adapter,
+            device,
+            name,
+            listwise::ListwiseOptions::default(),
+        )?),
+    })
+}
+
+/// The base model directory an adapter names (`base_model_name_or_path`),
+/// relative to the adapter when not absolute.
+fn adapter_base(adapter: &std::path::Path) -> Result<std::path::PathBuf, ModelError> {
+    let path = adapter.join("adapter_config.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| ModelError::io(&path, e))?;
+    let config: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| ModelError::Config {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+    let base = config["base_model_name_or_path"]
+        .as_str()
+        .unwrap_or_default();
+    let candidate = adapter.join(base);
+    if base.is_empty() || !candidate.join("config.json").is_file() {
+        return Err(ModelError::Config {
+            path,
+            message: format!(
+                "the adapter's base model `{base}` is not a directory next to it; give the base model's directory"
+            ),
+        });
+    }
+    Ok(candidate)
+}
