@@ -585,6 +585,91 @@ fn the_embedding_cache_spares_rebuilds_and_other_indexes_the_embedding() {
 }
 
 #[test]
+fn a_new_model_in_the_settings_switches_the_index_and_switching_back_embeds_nothing() {
+    let base = scratch("model-switch");
+    let repo = base.join("repo");
+    copy_tree(&fixtures().join("repo"), &repo);
+    // A second embedding model: the tiny random-weight BERT of the parity tests.
+    let model = base.join("tiny-bert");
+    copy_tree(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/tests/fixtures/tiny/bert-embedder"),
+        &model,
+    );
+    let (db, cache) = (base.join("db"), base.join("cache"));
+    let default_config = base.join("default.toml");
+    let tiny_config = base.join("tiny.toml");
+    fs::write(
+        &tiny_config,
+        format!(
+            "model = {:?}\n",
+            model.canonicalize().unwrap().to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let with = |config: &Path, args: &[&str]| -> Output {
+        quarry()
+            .env("QUARRY_CONFIG", config)
+            .env("QUARRY_EMBEDDING_CACHE", &cache)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let (repo_arg, db_arg) = (repo.to_str().unwrap(), db.to_str().unwrap());
+    let index = |config: &Path| -> (Value, String) {
+        let out = with(config, &["index", repo_arg, "--db", db_arg, "--json"]);
+        assert_ok(&out);
+        (serde_json::from_str(&stdout(&out)).unwrap(), stderr(&out))
+    };
+    let query = "retry an http request with exponential backoff";
+    let top = |config: &Path| -> Value {
+        let out = with(config, &["search", "--db", db_arg, "--json", query]);
+        assert_ok(&out);
+        let hits: Vec<Value> = serde_json::from_str(&stdout(&out)).unwrap();
+        hits[0].clone()
+    };
+
+    let (first, _) = index(&default_config);
+    let total = first["chunks_total"].as_u64().unwrap();
+    assert_eq!(first["chunks_embedded"], total, "{first}");
+    let before = top(&default_config);
+
+    // The settings name another model: the index follows by itself.
+    let (switched, said) = index(&tiny_config);
+    assert!(said.contains("Switching it"), "{said}");
+    // Its window is 64 tokens, not 256: the chunks are cut again to fit it.
+    let tiny_total = switched["chunks_total"].as_u64().unwrap();
+    assert!(tiny_total > total, "{switched}");
+    assert_eq!(switched["chunks_embedded"], tiny_total, "{switched}");
+    let status = status_json(&db);
+    assert_eq!(status["dim"], 16, "{status}");
+    assert_eq!(status["pending"], 0, "{status}");
+    assert!(
+        status["model"].as_str().unwrap().ends_with("tiny-bert"),
+        "{status}"
+    );
+    assert!(!top(&tiny_config)["symbol"].as_str().unwrap().is_empty());
+
+    // And back: every vector comes from the cache, and search is as before.
+    let (back, said) = index(&default_config);
+    assert!(said.contains("Switching it"), "{said}");
+    assert_eq!(back["chunks_total"], total, "{back}");
+    assert_eq!(back["chunks_embedded"], 0, "{back}");
+    assert_eq!(back["chunks_from_cache"], total, "{back}");
+    let status = status_json(&db);
+    assert_eq!(status["dim"], 384, "{status}");
+    let after = top(&default_config);
+    assert_eq!(after["symbol"], before["symbol"]);
+    assert!((after["score"].as_f64().unwrap() - before["score"].as_f64().unwrap()).abs() < 1e-3);
+
+    // A model directory that is not one is refused before anything changes.
+    let broken = base.join("broken.toml");
+    fs::write(&broken, format!("model = {:?}\n", base.to_str().unwrap())).unwrap();
+    let out = with(&broken, &["index", repo_arg, "--db", db_arg]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(status_json(&db)["dim"], 384);
+}
+
+#[test]
 fn a_second_writer_waits_for_the_first() {
     use std::io::BufRead;
     let base = scratch("writer-lock");

@@ -71,10 +71,11 @@ fn parse_args() -> Result<Args> {
 /// `quarry-bench eval`: every suite (or those named by `--only`), each
 /// baseline against its mode, as Markdown tables with the date.
 async fn eval_command(raw: &[String], embedder: &Embedder) -> Result<()> {
-    let usage = "usage: quarry-bench eval [--data DIR] [--work DIR] [--only cosqa,docstrings,swebench,code]";
+    let usage = "usage: quarry-bench eval [--data DIR] [--work DIR] [--only cosqa,docstrings,swebench,code] [--maxsim]";
     let mut data = PathBuf::from("../shared/eval");
     let mut work = std::env::temp_dir().join("quarry-eval");
     let mut only: Option<Vec<String>> = None;
+    let mut maxsim = false;
     let mut it = raw.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -89,9 +90,47 @@ async fn eval_command(raw: &[String], embedder: &Embedder) -> Result<()> {
                         .collect(),
                 )
             }
+            "--maxsim" => maxsim = true,
             _ => bail!(usage),
         }
     }
+    // The second stage that runs with what this machine has: MaxSim over
+    // the default model's token vectors, alone and blended with the first
+    // stage, over each mode's best 30.
+    let second_stages: Vec<(String, eval::EvalRerank)> = if maxsim {
+        let dir =
+            quarry_models::ensure_model(&quarry_models::quarry_home(), DEFAULT_MODEL, &mut |_| {})?;
+        [0.0f32, 0.5]
+            .into_iter()
+            .map(|alpha| {
+                let reranker = quarry_models::rerank::late_interaction::MaxSimReranker::load(
+                    &dir,
+                    candle_core::Device::Cpu,
+                    DEFAULT_MODEL.max_tokens,
+                    alpha,
+                )?;
+                Ok((
+                    format!("MaxSim rerank of 30, first stage weight {alpha}"),
+                    eval::EvalRerank {
+                        reranker: std::sync::Arc::new(reranker),
+                        depth: 30,
+                    },
+                ))
+            })
+            .collect::<Result<_>>()?
+    } else {
+        Vec::new()
+    };
+    let with_second_stages = |configs: &mut Vec<eval::Config>, mode: Mode| {
+        for (name, rerank) in &second_stages {
+            configs.push(eval::Config {
+                name: format!("{} mode + {name}", mode.as_str()),
+                mode,
+                weights: None,
+                rerank: Some(rerank.clone()),
+            });
+        }
+    };
     let wanted = |suite: &str| only.as_ref().is_none_or(|o| o.iter().any(|s| s == suite));
     let mut rows = Vec::new();
     // Text queries: each side alone, the baseline, the mode, and the BM25
@@ -101,11 +140,13 @@ async fn eval_command(raw: &[String], embedder: &Embedder) -> Result<()> {
             name: "dense only".into(),
             mode: Mode::Text,
             weights: Some(quarry_search::Weights::dense_only()),
+            rerank: None,
         },
         eval::Config {
             name: "BM25 only".into(),
             mode: Mode::Text,
             weights: Some(quarry_search::Weights::lexical_only()),
+            rerank: None,
         },
     ];
     text_configs.extend(eval::Config::pair(Mode::Text));
@@ -118,8 +159,10 @@ async fn eval_command(raw: &[String], embedder: &Embedder) -> Result<()> {
                 lexical_named,
                 ..quarry_search::Weights::for_mode(Mode::Text)
             }),
+            rerank: None,
         });
     }
+    with_second_stages(&mut text_configs, Mode::Text);
     if wanted("cosqa") {
         rows.extend(
             eval::cosqa::run(
@@ -162,8 +205,10 @@ async fn eval_command(raw: &[String], embedder: &Embedder) -> Result<()> {
             name: name.into(),
             mode: Mode::Issue,
             weights: Some(weights),
+            rerank: None,
         });
     }
+    with_second_stages(&mut issue_configs, Mode::Issue);
     if wanted("swebench") {
         rows.extend(
             eval::swebench::run(
@@ -177,11 +222,11 @@ async fn eval_command(raw: &[String], embedder: &Embedder) -> Result<()> {
     }
     if wanted("code") {
         rows.extend(
-            eval::code_pairs::run(
-                &work.join("code"),
-                embedder,
-                &eval::Config::pair(Mode::Code),
-            )
+            eval::code_pairs::run(&work.join("code"), embedder, &{
+                let mut code_configs = eval::Config::pair(Mode::Code);
+                with_second_stages(&mut code_configs, Mode::Code);
+                code_configs
+            })
             .await?,
         );
     }

@@ -14,8 +14,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use quarry_index::{IndexOptions, IndexProgress, IndexReport};
 use quarry_models::{
     ensure_model, ensure_runtime, find_model, find_runtime, is_installed, known_models, model_dir,
-    quarry_home, runtime_spec, runtime_version, select_device, Embedder, Engine, FetchEvent,
-    ModelSpec, DEFAULT_MODEL,
+    quarry_home, resolve_model, runtime_spec, runtime_version, select_device, Embedder, Engine,
+    FetchEvent, ModelSpec, DEFAULT_MODEL,
 };
 use quarry_search::{Mode, SearchError, SearchRequest};
 use quarry_store::{CacheStats, EmbeddingCache, IndexMeta, Store, StoreError, WriterLock};
@@ -401,7 +401,8 @@ async fn index_dirs(args: &IndexArgs) -> Result<Indexed> {
         }
     }
     let settings = settings()?;
-    let spec = find_model(&settings.model).unwrap_or(DEFAULT_MODEL);
+    let spec = resolve_model(&settings.model)
+        .map_err(|e| UsageError(format!("the settings' model `{}`: {e}", settings.model)))?;
     let _writing = lock_for_writing(&db)?;
     let locations = Locations::from_env();
     if args.rebuild {
@@ -409,9 +410,29 @@ async fn index_dirs(args: &IndexArgs) -> Result<Indexed> {
         Store::destroy(&db).with_context(|| format!("removing the index at {}", db.display()))?;
     }
     let meta = IndexMeta::new(spec.id, spec.dim);
-    let store = Store::open_or_create(&db, &meta)
-        .await
-        .map_err(store_error)?;
+    let store = match Store::open(&db).await {
+        // The configured model changed: the index follows, keeping its
+        // chunks and the old vectors (in the embedding cache).
+        Ok(old) if old.check_model(&meta).is_err() => {
+            let from = old.meta().clone();
+            eprintln!(
+                "The index was embedded with {} ({}-d); the settings now ask for {} ({}-d). \
+                 Switching it: the old vectors are kept in the embedding cache (switching \
+                 back costs nothing), files are chunked again only where the new model's \
+                 window cuts them differently, and the chunks are embedded again, from the \
+                 cache where it has them.",
+                from.model, from.dim, spec.id, spec.dim
+            );
+            drop(old);
+            keep_vectors_before_rebuild(&db, &locations).await;
+            let old = Store::open(&db).await.map_err(store_error)?;
+            old.switch_model(&meta).await.map_err(store_error)?
+        }
+        Ok(store) => store,
+        Err(_) => Store::open_or_create(&db, &meta)
+            .await
+            .map_err(store_error)?,
+    };
     let embedder = load_embedder(spec, &settings)?;
     let options = IndexOptions {
         text_only: args.text_only,
@@ -633,9 +654,9 @@ async fn search(args: SearchArgs) -> Result<()> {
     let opening = std::time::Instant::now();
     let store = Store::open(&db).await.map_err(store_error)?;
     let model_id = store.meta().model.clone();
-    let spec = find_model(&model_id).ok_or_else(|| {
+    let spec = resolve_model(&model_id).map_err(|e| {
         anyhow::anyhow!(
-            "the index at {} was built with model `{model_id}`, which this Quarry does not know; rebuild it with `quarry index --rebuild DIR`",
+            "the index at {} was built with model `{model_id}`, which cannot be used here ({e}); rebuild it with `quarry index --rebuild DIR`",
             db.display()
         )
     })?;

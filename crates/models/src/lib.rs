@@ -34,5 +34,6 @@ pub use nomic::NomicEmbedder;
 pub use openvino::runtime::{ensure_runtime, find_runtime, runtime_spec, RuntimeSpec};
 pub use openvino::{runtime_version, Precision};
 pub use spec::{
-    find_model, is_installed, known_models, model_dir, quarry_home, ModelSpec, DEFAULT_MODEL,
+    find_model, is_installed, known_models, local_model, model_dir, quarry_home, resolve_model,
+    ModelSpec, DEFAULT_MODEL,
 };

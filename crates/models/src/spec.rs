@@ -1,5 +1,7 @@
 use std::path::{Path, PathBuf};
 
+use crate::error::ModelError;
+
 /// Description of a known embedding model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ModelSpec {
@@ -75,9 +77,101 @@ pub fn quarry_home() -> PathBuf {
     PathBuf::from(".quarry")
 }
 
-/// The directory holding a model's files: `home/models/<id with '/' replaced by "--">`.
+/// The directory holding a model's files: `home/models/<id with '/' replaced by "--">`,
+/// or for a model in a local directory ([`local_model`]) that directory.
 pub fn model_dir(home: &Path, spec: &ModelSpec) -> PathBuf {
+    if Path::new(spec.id).is_absolute() {
+        return PathBuf::from(spec.id);
+    }
     home.join("models").join(spec.id.replace('/', "--"))
+}
+
+/// Files a local BERT sentence-encoder directory must hold.
+const LOCAL_FILES: &[&str] = &["config.json", "model.safetensors", "tokenizer.json"];
+/// Longest window a local model's chunks are cut to.
+const LOCAL_MAX_TOKENS: usize = 512;
+
+/// A BERT sentence encoder (mean pooling, L2 normalisation; the layout of
+/// all-MiniLM-L6-v2) in a local directory, named by its absolute path: its
+/// dimension from `config.json`'s `hidden_size`, its window the smaller of
+/// `max_position_embeddings` and 512 tokens. Made once per directory and
+/// kept for the process, like the known models.
+pub fn local_model(dir: &Path) -> Result<&'static ModelSpec, ModelError> {
+    static LOCAL: std::sync::Mutex<Vec<&'static ModelSpec>> = std::sync::Mutex::new(Vec::new());
+    let dir = dir.canonicalize().map_err(|e| ModelError::io(dir, e))?;
+    let id = dir.to_string_lossy().into_owned();
+    let mut local = LOCAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(spec) = local.iter().find(|s| s.id == id) {
+        return Ok(spec);
+    }
+    for file in LOCAL_FILES {
+        if !dir.join(file).is_file() {
+            return Err(ModelError::MissingFile {
+                path: dir.join(file),
+            });
+        }
+    }
+    let config_path = dir.join("config.json");
+    let text =
+        std::fs::read_to_string(&config_path).map_err(|e| ModelError::io(&config_path, e))?;
+    let config: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| ModelError::Config {
+            path: config_path.clone(),
+            message: e.to_string(),
+        })?;
+    let model_type = config["model_type"].as_str().unwrap_or_default();
+    if model_type != "bert" {
+        return Err(ModelError::Config {
+            path: config_path,
+            message: format!(
+                "model_type `{model_type}`: a local embedding model must be a BERT sentence encoder"
+            ),
+        });
+    }
+    let dim = config["hidden_size"].as_u64().unwrap_or(0) as usize;
+    if dim == 0 {
+        return Err(ModelError::Config {
+            path: config_path,
+            message: "no hidden_size".into(),
+        });
+    }
+    let positions = config["max_position_embeddings"]
+        .as_u64()
+        .map_or(LOCAL_MAX_TOKENS, |p| p as usize);
+    let spec: &'static ModelSpec = Box::leak(Box::new(ModelSpec {
+        id: Box::leak(id.into_boxed_str()),
+        dim,
+        max_tokens: positions.min(LOCAL_MAX_TOKENS),
+        files: LOCAL_FILES,
+        sha256: &[],
+        pip_package: None,
+    }));
+    local.push(spec);
+    Ok(spec)
+}
+
+/// A model by a known id, or by the path of a local directory.
+pub fn resolve_model(id: &str) -> Result<&'static ModelSpec, ModelError> {
+    if let Some(spec) = find_model(id) {
+        return Ok(spec);
+    }
+    let path = Path::new(id.trim());
+    if path.is_dir() {
+        return local_model(path);
+    }
+    Err(ModelError::Config {
+        path: PathBuf::from(id),
+        message: format!(
+            "not a known model ({}) and not a model directory",
+            known_models()
+                .iter()
+                .map(|m| m.id)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    })
 }
 
 /// True when all of the model's files are present and the pinned checksums match.

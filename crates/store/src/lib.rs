@@ -53,6 +53,9 @@ const CREATING_MARKER: &str = ".quarry-creating";
 /// index without it (older, or a lost write) only shows "never" until the
 /// next run.
 const INDEXED_AT_FILE: &str = ".quarry-indexed-at.json";
+/// Present while an index changes model ([`Store::switch_model`]): the
+/// target model, so an interrupted switch is finished on the next open.
+const SWITCHING_MARKER: &str = ".quarry-switching-model.json";
 const META_SCHEMA_VERSION: &str = "quarry.schema_version";
 const META_MODEL: &str = "quarry.model";
 const META_DIM: &str = "quarry.dim";
@@ -401,6 +404,14 @@ impl Store {
         let conn = connect(dir).await?;
         let chunks = open_table(&conn, dir, CHUNKS_TABLE).await?;
         let files = open_table(&conn, dir, FILES_TABLE).await?;
+        if let Some(target) = read_switching(dir)? {
+            tracing::info!(
+                "finishing the interrupted switch of {} to {}",
+                dir.display(),
+                target.model
+            );
+            finish_switch(&conn, dir, &chunks, &target).await?;
+        }
         let schema = chunks.schema().await.map_err(lance("reading the schema"))?;
         let mut meta = IndexMeta::from_map(dir, schema.metadata())?;
         if meta.schema_version > SCHEMA_VERSION || meta.schema_version == 0 {
@@ -522,6 +533,33 @@ impl Store {
                 remove_index_files(dir)
             }
         }
+    }
+
+    /// Changes the model this index is embedded with, keeping what does
+    /// not depend on it: files, chunks and the full-text index stay, the
+    /// vectors go (the caller saves them to the old model's embedding cache
+    /// first), and every chunk waits for the new model's vector. Crash-safe:
+    /// a marker names the target until the switch is done, and an open
+    /// finishes an interrupted one.
+    pub async fn switch_model(self, meta: &IndexMeta) -> Result<Store> {
+        let dir = self.dir.clone();
+        let marker = dir.join(SWITCHING_MARKER);
+        let staged = dir.join(format!("{SWITCHING_MARKER}.tmp"));
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| StoreError::Io {
+                action: "recording a model switch in",
+                path,
+                source,
+            }
+        };
+        let json = serde_json::json!({ "model": meta.model, "dim": meta.dim }).to_string();
+        std::fs::write(&staged, json).map_err(io(&staged))?;
+        std::fs::rename(&staged, &marker).map_err(io(&marker))?;
+        let conn = connect(&dir).await?;
+        finish_switch(&conn, &dir, &self.chunks, meta).await?;
+        drop(self);
+        Store::open(&dir).await
     }
 
     /// Model and layout of this index.
@@ -1538,6 +1576,71 @@ async fn upgrade_v1(
         .replace_schema_metadata(upgraded.to_map())
         .await
         .map_err(lance("recording the schema version"))
+}
+
+/// The model an interrupted switch was going to, if one was.
+fn read_switching(dir: &Path) -> Result<Option<IndexMeta>> {
+    let path = dir.join(SWITCHING_MARKER);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(StoreError::Io {
+                action: "reading",
+                path,
+                source,
+            })
+        }
+    };
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| StoreError::Damaged {
+            dir: dir.to_path_buf(),
+            reason: format!("{SWITCHING_MARKER} is unreadable: {e}"),
+        })?;
+    match (value["model"].as_str(), value["dim"].as_u64()) {
+        (Some(model), Some(dim)) if dim > 0 => Ok(Some(IndexMeta::new(model, dim as usize))),
+        _ => Err(StoreError::Damaged {
+            dir: dir.to_path_buf(),
+            reason: format!("{SWITCHING_MARKER} names no model and dimension"),
+        }),
+    }
+}
+
+/// The steps of a model switch after its marker is written, each safe to
+/// repeat: a fresh, empty vectors table of the new dimension, then the new
+/// model in the chunks table's metadata, then the marker goes.
+async fn finish_switch(
+    conn: &Connection,
+    dir: &Path,
+    chunks: &Table,
+    target: &IndexMeta,
+) -> Result<()> {
+    let table_dir = dir.join(format!("{VECTORS_TABLE}.lance"));
+    if table_dir.exists() {
+        std::fs::remove_dir_all(&table_dir).map_err(|source| StoreError::Io {
+            action: "removing the old model's vectors",
+            path: table_dir.clone(),
+            source,
+        })?;
+    }
+    conn.create_empty_table(VECTORS_TABLE, arrow_rows::vector_schema(target.dim))
+        .execute()
+        .await
+        .map_err(lance("creating the new model's vectors table"))?;
+    let mut meta = target.clone();
+    meta.schema_version = SCHEMA_VERSION;
+    chunks
+        .as_native()
+        .ok_or_else(|| StoreError::Data("the chunks table is not a local table".into()))?
+        .replace_schema_metadata(meta.to_map())
+        .await
+        .map_err(lance("recording the new model"))?;
+    let marker = dir.join(SWITCHING_MARKER);
+    std::fs::remove_file(&marker).map_err(|source| StoreError::Io {
+        action: "finishing the model switch of",
+        path: marker,
+        source,
+    })
 }
 
 /// Opens one of the index's tables; failure means the index is damaged

@@ -917,3 +917,68 @@ fn optimize_indexes_the_columns_small_changes_filter_by_and_lookups_stay_exact()
         assert_eq!(store.vectors_among(&hashes).await.unwrap(), expected);
     });
 }
+
+#[test]
+fn a_model_switch_keeps_the_chunks_and_drops_only_the_vectors_even_when_interrupted() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("db");
+        let store = Store::open_or_create(&db, &meta()).await.unwrap();
+        store
+            .replace_files(
+                "/r",
+                &["a.rs".into()],
+                &[file("/r", "a.rs", 2)],
+                &[
+                    chunk(
+                        "/r",
+                        "a.rs",
+                        "f",
+                        "fn parse_config() {}",
+                        [1.0, 0.0, 0.0, 0.0],
+                    ),
+                    chunk("/r", "a.rs", "g", "fn g() {}", [0.0, 0.6, 0.8, 0.0]),
+                ],
+            )
+            .await
+            .unwrap();
+        store.ensure_text_index().await.unwrap();
+        assert_eq!(store.pending_chunks(None).await.unwrap(), 0);
+        let wider = IndexMeta::new("other/model", 8);
+        let store = store.switch_model(&wider).await.unwrap();
+        assert_eq!(store.meta(), &wider);
+        assert!(!db.join(SWITCHING_MARKER).exists());
+        // The chunks and their text stay searchable; every one waits for a vector.
+        assert_eq!(store.pending_chunks(None).await.unwrap(), 2);
+        let found = store
+            .text_search("parse_config", 5, &SearchFilter::default())
+            .await
+            .unwrap();
+        assert_eq!(found[0].0.symbol, "f");
+        assert!(store.check_model(&wider).is_ok());
+        assert!(store.check_model(&meta()).is_err());
+        // Vectors of the new width go in.
+        store
+            .add_vectors(&[("h-f".into(), vec![0.5; 8])])
+            .await
+            .unwrap();
+        assert_eq!(store.pending_chunks(None).await.unwrap(), 1);
+        drop(store);
+
+        // A switch killed after its marker is finished by the next open.
+        std::fs::write(
+            db.join(SWITCHING_MARKER),
+            serde_json::json!({"model": "test/model", "dim": DIM}).to_string(),
+        )
+        .unwrap();
+        let reopened = Store::open(&db).await.unwrap();
+        assert_eq!(reopened.meta(), &meta());
+        assert_eq!(reopened.pending_chunks(None).await.unwrap(), 2);
+        assert!(!db.join(SWITCHING_MARKER).exists());
+        // A marker that names nothing is damage, said as such.
+        drop(reopened);
+        std::fs::write(db.join(SWITCHING_MARKER), "{}").unwrap();
+        let e = Store::open(&db).await.err().unwrap();
+        assert!(e.to_string().contains(SWITCHING_MARKER), "{e}");
+    });
+}

@@ -206,6 +206,10 @@ pub fn repo_name(root: &str) -> String {
         .map_or_else(|| root.to_string(), |n| n.to_string_lossy().into_owned())
 }
 
+/// A loaded second stage (or none) with the settings (`rerank`,
+/// `rerank_depth`) it was loaded for.
+type LoadedFor = ((String, Option<usize>), Option<Arc<rerank::LoadedReranker>>);
+
 /// The workspace. Create one per process with [`Workspace::start`].
 pub struct Workspace {
     locations: Locations,
@@ -220,6 +224,9 @@ pub struct Workspace {
     watcher: Mutex<Option<Arc<std::sync::atomic::AtomicBool>>>,
     /// The embedding cache of the loaded model, opened on first use.
     embedding_cache: tokio::sync::OnceCell<Option<Arc<EmbeddingCache>>>,
+    /// The second stage the settings ask for, loaded on the first search
+    /// (and again when they change), with the settings it was loaded for.
+    reranker: tokio::sync::Mutex<Option<LoadedFor>>,
     sink: EventSink,
 }
 
@@ -253,6 +260,7 @@ impl Workspace {
             jobs: jobs::Jobs::default(),
             watcher: Mutex::new(None),
             embedding_cache: tokio::sync::OnceCell::new(),
+            reranker: tokio::sync::Mutex::new(None),
             sink,
         });
         model::start_loading(&workspace);
@@ -484,6 +492,30 @@ impl Workspace {
         .map_err(Problem::from)
     }
 
+    /// The reranker the settings ask for (`None`: none), loaded once and
+    /// again only when the settings change.
+    async fn reranker(&self) -> Result<Option<Arc<rerank::LoadedReranker>>, Problem> {
+        let settings = self.settings();
+        let wanted = (settings.rerank.clone(), settings.rerank_depth);
+        let mut slot = self.reranker.lock().await;
+        if let Some((loaded_for, loaded)) = slot.as_ref() {
+            if *loaded_for == wanted {
+                return Ok(loaded.clone());
+            }
+        }
+        let home = self.locations.home.clone();
+        let device = settings.device_preference();
+        let (choice, depth) = wanted.clone();
+        let loaded = tokio::task::spawn_blocking(move || {
+            rerank::load(&home, &choice, None, depth, device, &mut |_| {})
+        })
+        .await
+        .map_err(|e| Problem::bare(format!("Loading the reranker failed: {e}")))??
+        .map(Arc::new);
+        *slot = Some((wanted, loaded.clone()));
+        Ok(loaded)
+    }
+
     /// Runs a search and prepares its hits for display.
     pub async fn search(&self, query: SearchQuery) -> Result<SearchView, Problem> {
         let started = std::time::Instant::now();
@@ -504,7 +536,12 @@ impl Workspace {
             weights: None,
             tuning: self.settings().search,
         };
-        let outcome = quarry_search::search(&store, &embedder, &request).await?;
+        let reranker = self.reranker().await?;
+        let stage = reranker.as_ref().map(|r| quarry_search::RerankStage {
+            reranker: r.reranker.as_ref(),
+            depth: r.depth,
+        });
+        let outcome = quarry_search::search_reranked(&store, &embedder, &request, stage).await?;
         let mut terms: Vec<String> = Vec::new();
         for term in outcome
             .analysis

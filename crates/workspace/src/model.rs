@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use quarry_models::{
-    ensure_model, ensure_runtime, find_model, find_runtime, runtime_spec, DevicePreference,
+    ensure_model, ensure_runtime, find_runtime, resolve_model, runtime_spec, DevicePreference,
     Embedder, EmbedderOptions, Engine, FetchEvent, ModelSpec,
 };
 
@@ -158,12 +158,12 @@ pub(crate) fn start_loading(ws: &Arc<Workspace>) {
     tokio::task::spawn_blocking(move || {
         let slot = &ws.model;
         let model = slot.state().model;
-        let result = match find_model(&model) {
-            None => Err(Problem::new(
-                format!("The index uses the model `{model}`, which this Quarry does not know."),
+        let result = match resolve_model(&model) {
+            Err(e) => Err(Problem::new(
+                format!("The index uses the model `{model}`, which cannot be used here: {e}"),
                 "Rebuild the index with `quarry index --rebuild DIR`.",
             )),
-            Some(spec) => load(&ws, spec),
+            Ok(spec) => load(&ws, spec),
         };
         match result {
             Ok(embedder) => {

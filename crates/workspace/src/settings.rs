@@ -111,11 +111,14 @@ impl Settings {
 
     /// Checks every field; the problem names the first bad one.
     pub fn validate(&self) -> Result<(), Problem> {
-        if quarry_models::find_model(&self.model).is_none() {
+        if let Err(e) = quarry_models::resolve_model(&self.model) {
             let known: Vec<&str> = quarry_models::known_models().iter().map(|m| m.id).collect();
             return Err(Problem::new(
-                format!("Unknown model `{}`", self.model),
-                format!("Choose one of: {}.", known.join(", ")),
+                format!("Unknown model `{}`: {e}", self.model),
+                format!(
+                    "Choose one of: {}, or the path of a directory with a BERT sentence encoder.",
+                    known.join(", ")
+                ),
             ));
         }
         if !DEVICES.contains(&self.device.as_str()) {

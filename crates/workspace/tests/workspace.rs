@@ -157,6 +157,55 @@ async fn a_repository_is_added_indexed_searched_previewed_and_removed() {
         view.terms
     );
 
+    // A reranker chosen in the settings decides the order from the next
+    // search on; `none` gives the first stage back.
+    let tiny = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../models/tests/fixtures/tiny/bert-cross-encoder");
+    let first =
+        h.ws.search(query("cache eviction", Mode::Text))
+            .await
+            .unwrap();
+    h.ws.save_settings(quarry_workspace::Settings {
+        rerank: tiny.to_string_lossy().into_owned(),
+        rerank_depth: Some(12),
+        ..h.ws.settings()
+    })
+    .unwrap();
+    let reranked =
+        h.ws.search(query("cache eviction", Mode::Text))
+            .await
+            .unwrap();
+    let encoder =
+        quarry_models::rerank::cross_encoder::CrossEncoder::load(&tiny, candle_core::Device::Cpu)
+            .unwrap();
+    let pairs: Vec<(&str, &str)> = reranked
+        .hits
+        .iter()
+        .map(|v| ("cache eviction", v.hit.text.as_str()))
+        .collect();
+    let logits = encoder.score_pairs(&pairs).unwrap();
+    for (view, logit) in reranked.hits.iter().zip(&logits) {
+        assert!(
+            (view.hit.score - logit).abs() < 1e-4,
+            "{} vs {logit}",
+            view.hit.score
+        );
+    }
+    assert!(logits.windows(2).all(|w| w[0] >= w[1]), "{logits:?}");
+    h.ws.save_settings(quarry_workspace::Settings {
+        rerank: "none".into(),
+        ..h.ws.settings()
+    })
+    .unwrap();
+    let again =
+        h.ws.search(query("cache eviction", Mode::Text))
+            .await
+            .unwrap();
+    let symbols = |v: &quarry_workspace::SearchView| -> Vec<String> {
+        v.hits.iter().map(|h| h.hit.symbol.clone()).collect()
+    };
+    assert_eq!(symbols(&again), symbols(&first));
+
     // The preview adds context and stays inside the repository.
     let preview =
         h.ws.preview(&root, &hit.path, hit.start_line, hit.end_line, 3)

@@ -79,8 +79,9 @@ pub async fn run(
     for config in configs {
         let mut ranks = Vec::with_capacity(queries.len());
         for query in &queries {
-            let request = config.request(&query.doc, MRR_DEPTH);
-            let outcome = quarry_search::search(&store, embedder, &request).await?;
+            let outcome = config
+                .search(&store, embedder, &query.doc, MRR_DEPTH)
+                .await?;
             let paths = first_ranks(outcome.hits.iter().map(|h| h.path.as_str()));
             let gold = query.gold_file();
             ranks.push(paths.iter().position(|p| *p == gold).map(|i| i + 1));

@@ -489,7 +489,8 @@ pub(crate) async fn rank_of(
     config: &Config,
     query: &Query,
 ) -> Result<Option<usize>> {
-    let outcome = quarry_search::search(store, embedder, &config.request(&query.text, MRR_DEPTH))
+    let outcome = config
+        .search(store, embedder, &query.text, MRR_DEPTH)
         .await
         .with_context(|| format!("searching {:?}", query.text))?;
     Ok(gold_rank(&outcome.hits, &query.gold))

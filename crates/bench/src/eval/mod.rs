@@ -11,7 +11,28 @@ pub mod metrics;
 pub mod sources;
 pub mod swebench;
 
-use quarry_search::{Mode, SearchRequest, Weights};
+use std::sync::Arc;
+
+use quarry_models::rerank::Reranker;
+use quarry_models::Embedder;
+use quarry_search::{Mode, RerankStage, SearchError, SearchOutcome, SearchRequest, Weights};
+use quarry_store::Store;
+
+/// A second stage for a [`Config`]: the reranker and how many hits it reads.
+#[derive(Clone)]
+pub struct EvalRerank {
+    pub reranker: Arc<dyn Reranker>,
+    pub depth: usize,
+}
+
+impl std::fmt::Debug for EvalRerank {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EvalRerank")
+            .field("reranker", &self.reranker.name())
+            .field("depth", &self.depth)
+            .finish()
+    }
+}
 
 /// A way of searching, evaluated side by side with the others.
 #[derive(Debug, Clone)]
@@ -22,6 +43,8 @@ pub struct Config {
     pub mode: Mode,
     /// `None`: the mode's defaults.
     pub weights: Option<Weights>,
+    /// A second stage, if any.
+    pub rerank: Option<EvalRerank>,
 }
 
 impl Config {
@@ -33,6 +56,7 @@ impl Config {
             name: "baseline: plain hybrid (equal-weight RRF)".into(),
             mode: Mode::Text,
             weights: Some(Weights::plain_hybrid()),
+            rerank: None,
         }
     }
 
@@ -42,12 +66,28 @@ impl Config {
             name: format!("Quarry {} mode", mode.as_str()),
             mode,
             weights: None,
+            rerank: None,
         }
     }
 
     /// The baseline and the mode: what every suite reports.
     pub fn pair(mode: Mode) -> Vec<Config> {
         vec![Config::baseline(), Config::mode(mode)]
+    }
+
+    /// Runs `query` for `top_k` hits under this config.
+    pub async fn search(
+        &self,
+        store: &Store,
+        embedder: &Embedder,
+        query: &str,
+        top_k: usize,
+    ) -> Result<SearchOutcome, SearchError> {
+        let stage = self.rerank.as_ref().map(|r| RerankStage {
+            reranker: r.reranker.as_ref(),
+            depth: r.depth,
+        });
+        quarry_search::search_reranked(store, embedder, &self.request(query, top_k), stage).await
     }
 
     /// A request for `query` returning `top_k` hits.

@@ -198,8 +198,8 @@ pub async fn run(
             };
             eprintln!("{}: gold {named}", instance.instance_id);
             for (c, config) in configs.iter().enumerate() {
-                let request = config.request(&instance.problem_statement, TOP_K);
-                let outcome = quarry_search::search(&store, embedder, &request)
+                let outcome = config
+                    .search(&store, embedder, &instance.problem_statement, TOP_K)
                     .await
                     .with_context(|| format!("searching for {}", instance.instance_id))?;
                 let files = gold.file_ranks(&outcome.hits);

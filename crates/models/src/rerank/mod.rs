@@ -12,6 +12,7 @@
 
 pub mod cross_encoder;
 pub mod generative;
+pub mod late_interaction;
 pub mod listwise;
 pub mod pointwise;
 

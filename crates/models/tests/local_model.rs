@@ -1,0 +1,57 @@
+//! Embedding models from a local directory, named by their path.
+
+use std::path::{Path, PathBuf};
+
+use quarry_models::{local_model, model_dir, resolve_model, Embedder, ModelError, DEFAULT_MODEL};
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/tiny")
+        .join(name)
+}
+
+#[test]
+fn a_bert_directory_is_a_model_named_by_its_path() {
+    let dir = fixture("bert-embedder");
+    let spec = local_model(&dir).unwrap();
+    let canonical = dir.canonicalize().unwrap();
+    assert_eq!(spec.id, canonical.to_str().unwrap());
+    assert_eq!(spec.dim, 16);
+    assert!(spec.max_tokens <= 512 && spec.max_tokens > 0);
+    // Resolved once per directory; its files are the directory itself.
+    assert!(std::ptr::eq(spec, resolve_model(spec.id).unwrap()));
+    assert_eq!(model_dir(Path::new("/elsewhere"), spec), canonical);
+    assert_eq!(resolve_model(DEFAULT_MODEL.id).unwrap(), DEFAULT_MODEL);
+    // It embeds, with the reference's vectors.
+    let embedder = Embedder::load(&dir, spec, candle_core::Device::Cpu).unwrap();
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
+            .unwrap();
+    let case = &reference["cases"][0];
+    let got = embedder.embed(&[case["text"].as_str().unwrap()]).unwrap();
+    let want: Vec<f32> = case["embedding"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect();
+    for (g, w) in got[0].iter().zip(&want) {
+        assert!(
+            (g - w).abs() <= 1e-4 + 1e-4 * w.abs(),
+            "{got:?} vs {want:?}"
+        );
+    }
+}
+
+#[test]
+fn what_is_not_a_bert_directory_is_refused_with_why() {
+    let empty = tempfile::tempdir().unwrap();
+    assert!(matches!(
+        local_model(empty.path()),
+        Err(ModelError::MissingFile { .. })
+    ));
+    let e = local_model(&fixture("qwen3")).unwrap_err();
+    assert!(e.to_string().contains("BERT"), "{e}");
+    let e = resolve_model("no/such-model").unwrap_err();
+    assert!(e.to_string().contains("not a known model"), "{e}");
+}
