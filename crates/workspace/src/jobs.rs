@@ -293,16 +293,35 @@ async fn run(
     if cancel.load(Ordering::Relaxed) {
         return Err(quarry_index::IndexError::Cancelled.into());
     }
+    let meta = IndexMeta::new(embedder.model_id(), embedder.dim());
     let store = {
         let mut slot = ws.store.lock().await;
-        match slot.as_ref() {
+        let store = match slot.as_ref() {
             Some(store) => Arc::clone(store),
             None => {
-                let meta = IndexMeta::new(embedder.model_id(), embedder.dim());
                 let store = Arc::new(Store::open_or_create(&ws.locations.db, &meta).await?);
                 *slot = Some(Arc::clone(&store));
                 store
             }
+        };
+        if store.check_model(&meta).is_err() {
+            // The settings chose another model: the index follows.
+            ws.jobs.set_phase(ws, root, "switching model");
+            let old = store.meta().clone();
+            if let Some(cache) = ws.locations.open_embedding_cache(&old.model, old.dim).await {
+                if let Err(e) = store.save_vectors_to(&cache).await {
+                    tracing::warn!("could not keep {}'s vectors: {e}", old.model);
+                }
+            }
+            let switched = Store::open(&ws.locations.db)
+                .await?
+                .switch_model(&meta)
+                .await?;
+            let switched = Arc::new(switched);
+            *slot = Some(Arc::clone(&switched));
+            switched
+        } else {
+            store
         }
     };
     let options = quarry_index::IndexOptions {

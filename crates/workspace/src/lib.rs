@@ -222,8 +222,9 @@ pub struct Workspace {
     jobs: jobs::Jobs,
     /// The background watcher over every indexed root, with its stop flag.
     watcher: Mutex<Option<Arc<std::sync::atomic::AtomicBool>>>,
-    /// The embedding cache of the loaded model, opened on first use.
-    embedding_cache: tokio::sync::OnceCell<Option<Arc<EmbeddingCache>>>,
+    /// The embedding cache of the loaded model (by its id), opened on
+    /// first use and again after a model switch.
+    embedding_cache: tokio::sync::Mutex<Option<(String, Option<Arc<EmbeddingCache>>)>>,
     /// The second stage the settings ask for, loaded on the first search
     /// (and again when they change), with the settings it was loaded for.
     reranker: tokio::sync::Mutex<Option<LoadedFor>>,
@@ -259,7 +260,7 @@ impl Workspace {
             store: tokio::sync::Mutex::new(store),
             jobs: jobs::Jobs::default(),
             watcher: Mutex::new(None),
-            embedding_cache: tokio::sync::OnceCell::new(),
+            embedding_cache: tokio::sync::Mutex::new(None),
             reranker: tokio::sync::Mutex::new(None),
             sink,
         });
@@ -267,6 +268,10 @@ impl Workspace {
         let ws = Arc::clone(&workspace);
         tokio::spawn(async move {
             if ws.model.wait_ready().await.is_ok() {
+                // Settings changed while the app was closed: follow them.
+                if let Err(problem) = ws.follow_model_setting() {
+                    tracing::warn!("the settings' model cannot be used: {problem}");
+                }
                 ws.restart_watcher().await;
             }
         });
@@ -289,10 +294,43 @@ impl Workspace {
 
     /// Validates, saves and applies new settings (indexing runs started
     /// afterwards use them).
-    pub fn save_settings(&self, settings: Settings) -> Result<Settings, Problem> {
+    ///
+    /// A new model switches the index: the model is loaded (fetched on
+    /// first use) and every repository is indexed again with it, each job
+    /// first moving the index to the new model (see `Store::switch_model`).
+    pub fn save_settings(self: &Arc<Self>, settings: Settings) -> Result<Settings, Problem> {
         settings.save(&self.locations.settings)?;
         *self.settings.lock().expect("settings lock") = settings.clone();
+        self.follow_model_setting()?;
         Ok(settings)
+    }
+
+    /// When the settings' model is not the one loaded, loads it and indexes
+    /// every repository again with it (each job moves the index over).
+    fn follow_model_setting(self: &Arc<Self>) -> Result<(), Problem> {
+        let model = self.settings().model;
+        let wanted = quarry_models::resolve_model(&model).map_err(Problem::from)?;
+        if wanted.id == self.model.state().model {
+            return Ok(());
+        }
+        tracing::info!("the model changed to {}: switching the index", wanted.id);
+        self.model.reset(wanted.id);
+        model::start_loading(self);
+        let ws = Arc::clone(self);
+        tokio::spawn(async move {
+            let Some(store) = ws.open_store().await else {
+                return;
+            };
+            match store.roots().await {
+                Ok(roots) => {
+                    for root in roots {
+                        jobs::enqueue(&ws, &root);
+                    }
+                }
+                Err(e) => tracing::warn!("cannot list the roots to switch: {e}"),
+            }
+        });
+        Ok(())
     }
 
     /// The model's state.
@@ -306,14 +344,20 @@ impl Workspace {
         &self,
         embedder: &quarry_models::Embedder,
     ) -> quarry_index::IndexOptions {
-        let cache = self
-            .embedding_cache
-            .get_or_init(|| {
-                self.locations
-                    .open_embedding_cache(embedder.model_id(), embedder.dim())
-            })
-            .await
-            .clone();
+        let cache = {
+            let mut slot = self.embedding_cache.lock().await;
+            match slot.as_ref() {
+                Some((model, cache)) if model == embedder.model_id() => cache.clone(),
+                _ => {
+                    let cache = self
+                        .locations
+                        .open_embedding_cache(embedder.model_id(), embedder.dim())
+                        .await;
+                    *slot = Some((embedder.model_id().to_string(), cache.clone()));
+                    cache
+                }
+            }
+        };
         quarry_index::IndexOptions {
             embedding_cache: cache,
             ..self.settings().index_options()
@@ -526,6 +570,15 @@ impl Workspace {
             Problem::new("Nothing is indexed yet.", "Add a repository to search it.")
         })?;
         let embedder = self.model.ready()?;
+        if store.meta().model != embedder.model_id() {
+            return Err(Problem::new(
+                format!(
+                    "The index is moving to the model {}; search works again when that is done.",
+                    embedder.model_id()
+                ),
+                "Its progress shows in the repository list.",
+            ));
+        }
         let request = quarry_search::SearchRequest {
             query: query.query,
             mode: query.mode,

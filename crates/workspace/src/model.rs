@@ -97,6 +97,22 @@ impl ModelSlot {
         }
     }
 
+    /// Forgets the loaded model for `model` (not loaded yet); the caller
+    /// starts loading it.
+    pub(crate) fn reset(&self, model: &str) {
+        *self.embedder.lock().expect("embedder") = None;
+        *self.state.lock().expect("model state") = ModelState {
+            phase: "checking",
+            model: model.to_string(),
+            done: 0,
+            total: None,
+            source: None,
+            device: None,
+            error: None,
+        };
+        self.changed.send_replace(());
+    }
+
     pub(crate) fn state(&self) -> ModelState {
         self.state.lock().expect("model state").clone()
     }
@@ -166,6 +182,8 @@ pub(crate) fn start_loading(ws: &Arc<Workspace>) {
             Ok(spec) => load(&ws, spec),
         };
         match result {
+            // A model chosen since this load started replaces it.
+            Ok(_) if slot.state().model != model => {}
             Ok(embedder) => {
                 let device = embedder.engine().to_string();
                 *slot.embedder.lock().expect("embedder") = Some(embedder);

@@ -58,6 +58,24 @@ impl Harness {
             .collect()
     }
 
+    /// Waits until `root` has finished `n` indexing runs (none failing).
+    async fn wait_runs(&self, root: &str, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(600);
+        loop {
+            let events = self.index_events(root);
+            let failed = events.iter().find(|e| e.phase == "error");
+            assert!(failed.is_none(), "{failed:?}");
+            if events.iter().filter(|e| e.phase == "done").count() >= n {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "run {n} of {root} never finished"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Waits for `root`'s job to reach one of `phases`.
     async fn wait_for(&self, root: &str, phases: &[&str]) -> IndexEvent {
         let deadline = Instant::now() + Duration::from_secs(600);
@@ -428,4 +446,49 @@ async fn on_first_run_the_model_is_fetched_with_progress_while_the_rest_works() 
         events.iter().any(|m| m.source.is_some() && m.done > 0),
         "no byte counts were reported: {events:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_model_in_the_settings_moves_the_index_to_it_and_back() {
+    let h = Harness::start().await;
+    let repo = h.base.join("repo");
+    copy_tree(&fixtures().join("repo"), &repo);
+    let root = h.ws.add_repository(repo.to_str().unwrap()).unwrap().root;
+    h.wait_runs(&root, 1).await;
+    let query_text = "retry an http request with backoff";
+    let before = h.ws.search(query(query_text, Mode::Text)).await.unwrap();
+
+    // Another model: the tiny random-weight BERT of the parity tests.
+    let tiny = h.base.join("tiny-bert");
+    copy_tree(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../models/tests/fixtures/tiny/bert-embedder"),
+        &tiny,
+    );
+    let default_model = h.ws.settings().model;
+    h.ws.save_settings(quarry_workspace::Settings {
+        model: tiny.to_string_lossy().into_owned(),
+        ..h.ws.settings()
+    })
+    .unwrap();
+    h.wait_runs(&root, 2).await;
+    let phases: Vec<String> = h.index_events(&root).into_iter().map(|e| e.phase).collect();
+    assert!(phases.iter().any(|p| p == "switching model"), "{phases:?}");
+    let state = h.ws.model_state();
+    assert!(state.model.ends_with("tiny-bert"), "{state:?}");
+    let repos = h.ws.repositories().await.unwrap();
+    assert_eq!(repos[0].pending, 0, "{repos:?}");
+    let tiny_view = h.ws.search(query(query_text, Mode::Text)).await.unwrap();
+    assert!(!tiny_view.hits.is_empty());
+
+    // Back to the default model: searches answer as before the switch.
+    h.ws.save_settings(quarry_workspace::Settings {
+        model: default_model,
+        ..h.ws.settings()
+    })
+    .unwrap();
+    h.wait_runs(&root, 3).await;
+    let after = h.ws.search(query(query_text, Mode::Text)).await.unwrap();
+    assert_eq!(after.hits[0].hit.symbol, before.hits[0].hit.symbol);
+    assert!((after.hits[0].hit.score - before.hits[0].hit.score).abs() < 1e-3);
 }
