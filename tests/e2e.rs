@@ -918,7 +918,8 @@ fn foreign_and_mismatched_indexes_are_refused() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("quarry index"), "{}", stderr(&out));
 
-    // An index written with another model: refused for search and for indexing.
+    // An index written with a model this Quarry cannot load: search says to
+    // rebuild; indexing moves it to the configured model by itself.
     let other = base.join("other-model");
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
@@ -943,8 +944,13 @@ fn foreign_and_mismatched_indexes_are_refused() {
         "--db",
         other.to_str().unwrap(),
     ]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("--rebuild"), "{}", stderr(&out));
+    assert_ok(&out);
+    assert!(stderr(&out).contains("Switching it"), "{}", stderr(&out));
+    assert_eq!(
+        status_json(&other)["model"],
+        "sentence-transformers/all-MiniLM-L6-v2"
+    );
+    assert!(!search_json(&other, "text", "retry with backoff", &[]).is_empty());
 }
 
 #[test]
@@ -968,6 +974,18 @@ fn models_lists_the_default_model() {
     );
     // CI installs the OpenVINO runtime with `quarry models fetch`.
     assert!(text.contains("Engine: openvino 2026.4.1 cpu"), "{text}");
+    // The code embedders and the rerankers, with the device they run on.
+    for listed in [
+        "nomic-ai/CodeRankEmbed  768-d",
+        "Qwen/Qwen3-Embedding-0.6B  1024-d",
+        "Rerankers (",
+        "on cpu (",
+        "default here: none",
+        "Qwen/Qwen3-Reranker-0.6B  Pointwise",
+        "nomic-ai/CodeRankLLM  Listwise",
+    ] {
+        assert!(text.contains(listed), "{listed}: {text}");
+    }
     let out = quarry()
         .env("QUARRY_ENGINE", "candle")
         .arg("models")

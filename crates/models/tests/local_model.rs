@@ -44,14 +44,86 @@ fn a_bert_directory_is_a_model_named_by_its_path() {
 }
 
 #[test]
-fn what_is_not_a_bert_directory_is_refused_with_why() {
+fn what_is_not_an_embedding_model_is_refused_with_why() {
     let empty = tempfile::tempdir().unwrap();
     assert!(matches!(
         local_model(empty.path()),
         Err(ModelError::MissingFile { .. })
     ));
-    let e = local_model(&fixture("qwen3")).unwrap_err();
-    assert!(e.to_string().contains("BERT"), "{e}");
+    let e = local_model(&fixture("xlm-roberta-cross-encoder")).unwrap_err();
+    assert!(e.to_string().contains("xlm-roberta"), "{e}");
     let e = resolve_model("no/such-model").unwrap_err();
     assert!(e.to_string().contains("not a known model"), "{e}");
+}
+
+/// The reference vectors of a fixture's cases of `kind`, with their raw texts.
+fn cases(reference: &serde_json::Value, kind: &str, key: &str) -> Vec<(String, Vec<f32>)> {
+    reference["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["kind"] == kind)
+        .map(|c| {
+            let vector = c[key]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() as f32)
+                .collect();
+            (c["raw_text"].as_str().unwrap().to_string(), vector)
+        })
+        .collect()
+}
+
+fn assert_close(got: &[f32], want: &[f32]) {
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(want) {
+        assert!(
+            (g - w).abs() <= 1e-4 + 1e-4 * w.abs(),
+            "{got:?} vs {want:?}"
+        );
+    }
+}
+
+#[test]
+fn code_embedders_run_behind_the_one_embedder_with_their_query_formats() {
+    // CodeRankEmbed (NomicBert): documents plain, queries with its prefix.
+    let dir = fixture("nomic-bert");
+    let spec = local_model(&dir).unwrap();
+    assert_eq!(spec.family, quarry_models::ModelFamily::CodeRankEmbed);
+    let embedder = Embedder::load(&dir, spec, candle_core::Device::Cpu).unwrap();
+    assert_eq!(embedder.dim(), 16);
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
+            .unwrap();
+    for (text, want) in cases(&reference, "document", "embedding_cls") {
+        assert_close(&embedder.embed(&[text.as_str()]).unwrap()[0], &want);
+    }
+    for (text, want) in cases(&reference, "query", "embedding_cls") {
+        assert_close(&embedder.embed_query(&text).unwrap(), &want);
+    }
+
+    // Decoder embedders: documents match the reference; queries carry the
+    // task instruction, so they differ from the same text as a document.
+    for name in ["qwen3", "qwen2"] {
+        let dir = fixture(name);
+        let spec = local_model(&dir).unwrap();
+        let embedder = Embedder::load(&dir, spec, candle_core::Device::Cpu).unwrap();
+        let reference: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
+                .unwrap();
+        let documents = cases(&reference["embedding"], "document", "embedding");
+        for (text, want) in &documents {
+            assert_close(&embedder.embed(&[text.as_str()]).unwrap()[0], want);
+        }
+        let (text, as_document) = &documents[0];
+        let as_query = embedder.embed_query(text).unwrap();
+        assert!(
+            as_query
+                .iter()
+                .zip(as_document)
+                .any(|(q, d)| (q - d).abs() > 1e-3),
+            "{name}: the query got no instruction"
+        );
+    }
 }

@@ -412,7 +412,7 @@ pub async fn search_reranked(
         timed(pending_ms, async { Ok(store.pending_chunks(None).await?) }),
         async {
             let texts: Vec<&str> = embedded.iter().map(String::as_str).collect();
-            let vectors = timed(embed_ms, async { embedder.embed(&texts) }).await?;
+            let vectors = timed(embed_ms, async { embedder.embed_queries(&texts) }).await?;
             timed(dense_ms, async {
                 let searches = vectors
                     .iter()

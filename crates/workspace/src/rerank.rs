@@ -76,6 +76,7 @@ pub fn load(
             files: &["config.json", "model.safetensors", "tokenizer.json"],
             sha256: &[],
             pip_package: None,
+            family: quarry_models::ModelFamily::Bert,
         };
         let dir = match model_dir(home, &spec) {
             // Placed by hand (sharded weights, or an offline machine).
