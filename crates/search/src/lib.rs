@@ -337,7 +337,7 @@ fn weights(mode: Mode) -> Weights {
 }
 
 /// A second stage for [`search_reranked`]: the model, and how many of the
-/// first stage's hits it reads (at least the hits asked for).
+/// first stage's best hits it reads (the others keep their order below).
 #[derive(Clone, Copy)]
 pub struct RerankStage<'a> {
     pub reranker: &'a dyn Reranker,
@@ -354,8 +354,8 @@ pub async fn search(
 }
 
 /// Runs a search; with a `stage`, its reranker re-scores the first
-/// stage's best `depth` hits (at least `top_k`) and decides their order,
-/// the pasted snippet's own chunk staying first.
+/// stage's best `depth` hits and decides their order (the pasted snippet's
+/// own chunk staying first); hits below them keep the first stage's order.
 pub async fn search_reranked(
     store: &Store,
     embedder: &Embedder,
@@ -537,9 +537,14 @@ pub async fn search_reranked(
     timings.fuse_ms = fusing.elapsed().as_secs_f64() * 1000.0;
     if let Some(stage) = stage {
         let reranking = std::time::Instant::now();
-        hits.truncate(stage.depth.max(top_k));
-        rerank(&mut hits, stage.reranker, analysis.mode, &request.query)?;
-        timings.reranked = hits.len();
+        hits.truncate(top_k.max(stage.depth));
+        timings.reranked = rerank_head(
+            &mut hits,
+            stage.depth,
+            stage.reranker,
+            analysis.mode,
+            &request.query,
+        )?;
         timings.rerank_ms = reranking.elapsed().as_secs_f64() * 1000.0;
     }
     hits.truncate(top_k);
@@ -565,6 +570,30 @@ pub async fn search_reranked(
             .collect(),
         analysis,
     })
+}
+
+/// Reranks the best `depth` hits; the others keep the first stage's order
+/// below them (their scores moved under the head's lowest, so the list
+/// stays sorted by score). Returns how many were reranked.
+fn rerank_head(
+    hits: &mut [(StoredChunk, f32, Option<SnippetMatch>)],
+    depth: usize,
+    reranker: &dyn Reranker,
+    mode: Mode,
+    query: &str,
+) -> Result<usize, SearchError> {
+    let depth = depth.clamp(1, hits.len().max(1)).min(hits.len());
+    let (head, tail) = hits.split_at_mut(depth);
+    rerank(head, reranker, mode, query)?;
+    let floor = head
+        .iter()
+        .map(|(_, score, _)| *score)
+        .fold(f32::INFINITY, f32::min);
+    let step = floor.abs().max(1.0) * 1e-3;
+    for (i, (_, score, _)) in tail.iter_mut().enumerate() {
+        *score = floor - step * (i as f32 + 1.0);
+    }
+    Ok(depth)
 }
 
 /// Re-scores `hits` with `reranker` and sorts them by its scores, the
@@ -1012,5 +1041,20 @@ mod tests {
         assert_eq!(scores, [6.0, 6.0, 4.0, 2.0]);
         let e = rerank(&mut hits, &Short, Mode::Text, "q").unwrap_err();
         assert!(e.to_string().contains("3 scores for 4"), "{e}");
+
+        // Only the head is reranked; the tail keeps its order, below it.
+        let mut hits = vec![
+            (stored("ab"), 0.9, None),
+            (stored("abcdef"), 0.5, None),
+            (stored("abcdefgh"), 0.4, None),
+            (stored("a"), 0.3, None),
+        ];
+        assert_eq!(
+            rerank_head(&mut hits, 2, &ByLength, Mode::Text, "q").unwrap(),
+            2
+        );
+        let order: Vec<&str> = hits.iter().map(|(c, _, _)| c.text.as_str()).collect();
+        assert_eq!(order, ["abcdef", "ab", "abcdefgh", "a"]);
+        assert!(hits.windows(2).all(|w| w[0].1 > w[1].1), "{hits:?}");
     }
 }
