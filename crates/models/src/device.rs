@@ -39,3 +39,23 @@ pub fn select_device(pref: DevicePreference) -> (Device, String) {
     let threads = candle_core::utils::get_num_threads();
     (Device::Cpu, format!("cpu ({threads} threads)"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whatever the build, a machine without a usable GPU runs on the CPU
+    /// (a GPU build says why in a warning), and `Cpu` is always the CPU.
+    #[test]
+    fn without_a_gpu_the_cpu_is_used() {
+        let (device, description) = select_device(DevicePreference::Cpu);
+        assert!(device.is_cpu());
+        assert!(description.starts_with("cpu ("), "{description}");
+        let (device, description) = select_device(DevicePreference::Auto);
+        if device.is_cpu() {
+            assert!(description.starts_with("cpu ("), "{description}");
+        } else {
+            assert!(gpu_support_built(), "a GPU device from a CPU-only build");
+        }
+    }
+}
