@@ -423,10 +423,9 @@ async fn index_dirs(args: &IndexArgs) -> Result<Indexed> {
                  cache where it has them.",
                 from.model, from.dim, spec.id, spec.dim
             );
+            let switched = locations.switch_index_model(&old, &meta).await;
             drop(old);
-            keep_vectors_before_rebuild(&db, &locations).await;
-            let old = Store::open(&db).await.map_err(store_error)?;
-            old.switch_model(&meta).await.map_err(store_error)?
+            switched.map_err(store_error)?
         }
         Ok(store) => store,
         Err(_) => Store::open_or_create(&db, &meta)
@@ -518,22 +517,10 @@ async fn index_dirs(args: &IndexArgs) -> Result<Indexed> {
 /// Copies the vectors of the index about to be rebuilt into the embedding
 /// cache of the model that made them, so the rebuild (or a later switch
 /// back to that model) embeds nothing it had. An index that does not open
-/// has nothing to keep; a cache that fails costs only time.
+/// has nothing to keep.
 async fn keep_vectors_before_rebuild(db: &Path, locations: &Locations) {
-    let Ok(old) = Store::open(db).await else {
-        return;
-    };
-    let meta = old.meta();
-    let Some(cache) = locations.open_embedding_cache(&meta.model, meta.dim).await else {
-        return;
-    };
-    match old.save_vectors_to(&cache).await {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(
-            vectors = n,
-            "kept the old index's vectors in the embedding cache"
-        ),
-        Err(e) => tracing::warn!("could not keep the old index's vectors: {e}"),
+    if let Ok(old) = Store::open(db).await {
+        locations.keep_vectors(&old).await;
     }
 }
 
@@ -853,15 +840,7 @@ fn models(args: ModelsArgs) -> Result<()> {
                 }
             );
             for known in quarry_models::rerank::known_rerankers() {
-                let spec = ModelSpec {
-                    id: known.id,
-                    dim: 0,
-                    max_tokens: 0,
-                    files: &[],
-                    sha256: &[],
-                    pip_package: None,
-                    family: quarry_models::ModelFamily::Bert,
-                };
+                let spec = known.files();
                 let dir = model_dir(&home, &spec);
                 println!(
                     "  {}  {:?}  {}",

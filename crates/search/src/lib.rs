@@ -496,24 +496,22 @@ pub async fn search_reranked(
     if w.file > 0.0 {
         add_file_evidence(&mut hits, w.file);
     }
+    // The pasted snippet's own chunk comes first, at the best score, so the
+    // hits stay sorted by score for those who read only that.
     let snippet = (analysis.mode == Mode::Code).then(|| without_whitespace(&request.query));
-    let matches: Vec<Option<SnippetMatch>> = hits
-        .iter()
-        .map(|(chunk, _)| {
-            snippet
-                .as_deref()
-                .and_then(|snippet| snippet_match(snippet, &chunk.text))
-        })
-        .collect();
-    // The snippet itself comes first, at the best score, so the hits stay
-    // sorted by score for those who read only that.
     let best = hits.iter().map(|(_, score)| *score).fold(0.0, f32::max);
     let mut hits: Vec<(StoredChunk, f32, Option<SnippetMatch>)> = hits
         .into_iter()
-        .zip(matches)
-        .map(|((chunk, score), matched)| match matched {
-            Some(SnippetMatch::Exact) => (chunk, best, matched),
-            _ => (chunk, score, matched),
+        .map(|(chunk, score)| {
+            let matched = snippet
+                .as_deref()
+                .and_then(|snippet| snippet_match(snippet, &chunk.text));
+            let score = if matched == Some(SnippetMatch::Exact) {
+                best
+            } else {
+                score
+            };
+            (chunk, score, matched)
         })
         .collect();
     hits.sort_by(|a, b| {

@@ -307,16 +307,7 @@ async fn run(
         if store.check_model(&meta).is_err() {
             // The settings chose another model: the index follows.
             ws.jobs.set_phase(ws, root, "switching model");
-            let old = store.meta().clone();
-            if let Some(cache) = ws.locations.open_embedding_cache(&old.model, old.dim).await {
-                if let Err(e) = store.save_vectors_to(&cache).await {
-                    tracing::warn!("could not keep {}'s vectors: {e}", old.model);
-                }
-            }
-            let switched = Store::open(&ws.locations.db)
-                .await?
-                .switch_model(&meta)
-                .await?;
+            let switched = ws.locations.switch_index_model(&store, &meta).await?;
             let switched = Arc::new(switched);
             *slot = Some(Arc::clone(&switched));
             switched

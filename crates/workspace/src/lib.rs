@@ -79,6 +79,38 @@ impl Locations {
         }
     }
 
+    /// Copies `store`'s vectors into the embedding cache of the model that
+    /// made them, before they are dropped (a rebuild, a model switch). An
+    /// unusable cache costs only time, so failures are logged.
+    pub async fn keep_vectors(&self, store: &Store) {
+        let meta = store.meta();
+        let Some(cache) = self.open_embedding_cache(&meta.model, meta.dim).await else {
+            return;
+        };
+        match store.save_vectors_to(&cache).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                vectors = n,
+                "kept {}'s vectors in the embedding cache",
+                meta.model
+            ),
+            Err(e) => tracing::warn!("could not keep {}'s vectors: {e}", meta.model),
+        }
+    }
+
+    /// Moves the index `current` was opened on to `meta`'s model: its
+    /// vectors go to the old model's embedding cache first (switching back
+    /// costs nothing), then [`Store::switch_model`]. The CLI and the app
+    /// both switch through here.
+    pub async fn switch_index_model(
+        &self,
+        current: &Store,
+        meta: &quarry_store::IndexMeta,
+    ) -> Result<Store, quarry_store::StoreError> {
+        self.keep_vectors(current).await;
+        Store::open(current.dir()).await?.switch_model(meta).await
+    }
+
     /// Opens the embedding cache of `model` (`dim`-dimensional) when there
     /// is one. It is only a cache: when it cannot be opened, indexing goes
     /// on without it and the reason is logged.

@@ -12,7 +12,6 @@ use quarry_models::rerank::{
 };
 use quarry_models::{
     ensure_model_with, model_dir, select_device, DevicePreference, FetchEvent, FetchOptions,
-    ModelSpec,
 };
 
 use crate::Problem;
@@ -69,15 +68,7 @@ pub fn load(
             .map_or_else(|| choice.to_string(), |n| n.to_string_lossy().into_owned());
         (name, path, kind)
     } else if let Some(known) = find_reranker(choice) {
-        let spec = ModelSpec {
-            id: known.id,
-            dim: 0,
-            max_tokens: 0,
-            files: &["config.json", "model.safetensors", "tokenizer.json"],
-            sha256: &[],
-            pip_package: None,
-            family: quarry_models::ModelFamily::Bert,
-        };
+        let spec = known.files();
         let dir = match model_dir(home, &spec) {
             // Placed by hand (sharded weights, or an offline machine).
             dir if dir.join("config.json").is_file() => dir,

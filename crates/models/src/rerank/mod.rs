@@ -145,6 +145,23 @@ static KNOWN_RERANKERS: [KnownReranker; 8] = [
     },
 ];
 
+impl KnownReranker {
+    /// Its files, for fetching and finding them like an embedding model's
+    /// (`<models>/<owner>--<name>/`); single-file weights, so a sharded
+    /// checkpoint is placed there by hand.
+    pub fn files(&self) -> crate::ModelSpec {
+        crate::ModelSpec {
+            id: self.id,
+            dim: 0,
+            max_tokens: 0,
+            files: &["config.json", "model.safetensors", "tokenizer.json"],
+            sha256: &[],
+            pip_package: None,
+            family: crate::ModelFamily::Bert,
+        }
+    }
+}
+
 /// Every reranker Quarry knows by name.
 pub fn known_rerankers() -> &'static [KnownReranker] {
     &KNOWN_RERANKERS
