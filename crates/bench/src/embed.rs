@@ -91,7 +91,10 @@ pub fn run(model_dir: &Path, texts: &[String], python: Option<PathBuf>) -> Resul
         rows.push((format!("Quarry, {name}"), secs, Some(min_cos)));
     }
 
-    let limits = engines.last().map_or((32, 4096), |(_, e)| e.batch_limits());
+    let limits = engines.last().map_or((32, 4096), |(_, e)| {
+        let l = e.batch_limits();
+        (l.max_rows, l.max_tokens)
+    });
     let reference = run_reference(model_dir, texts, python, limits);
     let mut peaks = String::new();
     match &reference {

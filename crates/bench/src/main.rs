@@ -14,8 +14,10 @@
 //!   the ANN's recall;
 //! - `quarry-bench scale [--peak-gflops N] [--searchable-only] DIR`: the whole
 //!   pipeline on a large code base, in one table;
-//! - `quarry-bench recall DB [QUERIES]`: ANN settings' recall and latency on an
-//!   existing index, and end-to-end search time by stage.
+//! - `quarry-bench recall DB [QUERIES] [--build KIND]...`: ANN settings'
+//!   recall and latency on an existing index, and end-to-end search time by
+//!   stage; with `--build`, first rebuilds its ANN index as each KIND in
+//!   turn (size, build time and memory, then the settings).
 
 mod ann;
 mod embed;
@@ -98,17 +100,25 @@ async fn eval_command(raw: &[String], embedder: &Embedder) -> Result<()> {
     // the default model's token vectors, alone and blended with the first
     // stage, over each mode's best 30.
     let second_stages: Vec<(String, eval::EvalRerank)> = if maxsim {
-        let dir =
-            quarry_models::ensure_model(&quarry_models::quarry_home(), DEFAULT_MODEL, &mut |_| {})?;
+        let home = quarry_models::quarry_home();
+        let dir = quarry_models::ensure_model(&home, DEFAULT_MODEL, &mut |_| {})?;
+        // OpenVINO where installed (the embedder's engine, ~9× candle here).
+        let runtime = quarry_models::find_runtime(&home);
         [0.0f32, 0.5]
             .into_iter()
             .map(|alpha| {
-                let reranker = quarry_models::rerank::late_interaction::MaxSimReranker::load(
-                    &dir,
-                    candle_core::Device::Cpu,
-                    DEFAULT_MODEL.max_tokens,
-                    alpha,
-                )?;
+                use quarry_models::rerank::late_interaction::MaxSimReranker;
+                let max = DEFAULT_MODEL.max_tokens;
+                let reranker = match &runtime {
+                    Some(lib) => MaxSimReranker::load_openvino(
+                        lib,
+                        &dir,
+                        quarry_models::Precision::Auto,
+                        max,
+                        alpha,
+                    )?,
+                    None => MaxSimReranker::load(&dir, candle_core::Device::Cpu, max, alpha)?,
+                };
                 Ok((
                     format!("MaxSim rerank of 30, first stage weight {alpha}"),
                     eval::EvalRerank {
@@ -335,13 +345,23 @@ fn main() -> Result<()> {
         return runtime.block_on(live::run(&embedder, tree, db, &plan));
     }
     if raw.first().map(String::as_str) == Some("recall") {
-        let usage = "usage: quarry-bench recall DB [QUERIES]";
-        let db = raw.get(1).context(usage)?;
-        let queries = match raw.get(2) {
-            Some(n) => n.parse().context(usage)?,
-            None => 100,
-        };
-        return runtime.block_on(recall::run(Path::new(db), &embedder, queries));
+        let usage = "usage: quarry-bench recall DB [QUERIES] [--build hnsw-sq|pq:N|rq:B]...";
+        let (mut db, mut queries, mut kinds) = (None, 100, Vec::new());
+        let mut it = raw[1..].iter();
+        while let Some(arg) = it.next() {
+            match arg.as_str() {
+                "--build" => kinds.push(
+                    it.next()
+                        .context(usage)?
+                        .parse()
+                        .map_err(|e: String| anyhow::anyhow!(e))?,
+                ),
+                _ if db.is_none() => db = Some(PathBuf::from(arg)),
+                _ => queries = arg.parse().context(usage)?,
+            }
+        }
+        let db = db.context(usage)?;
+        return runtime.block_on(recall::run(&db, &embedder, queries, &kinds));
     }
     if raw.first().map(String::as_str) == Some("eval") {
         return runtime.block_on(eval_command(&raw[1..], &embedder));
@@ -613,6 +633,14 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 /// Peak resident memory of this process (Linux `VmHWM`), in MiB.
+/// Starts a new peak-RSS measurement: the kernel resets the high-water mark
+/// to the current RSS, so [`peak_rss_mib`] then reports the peak of one phase.
+fn reset_peak_rss() {
+    if let Err(e) = std::fs::write("/proc/self/clear_refs", "5") {
+        eprintln!("cannot reset the peak RSS ({e}): peaks include earlier phases");
+    }
+}
+
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()

@@ -5,18 +5,19 @@
 //! default setting, stage by stage.
 
 use std::path::Path;
+use std::time::Instant;
 
 use anyhow::{bail, Result};
 use quarry_models::Embedder;
 use quarry_search::{Mode, SearchRequest, Timings};
-use quarry_store::{AnnParams, Store};
+use quarry_store::{AnnKind, AnnParams, Store};
 
 use crate::percentile;
 
 /// Runs every setting on `queries` symbol queries; prints Markdown tables.
-pub async fn run(db: &Path, embedder: &Embedder, queries: usize) -> Result<()> {
+pub async fn run(db: &Path, embedder: &Embedder, queries: usize, kinds: &[AnnKind]) -> Result<()> {
     let mut store = Store::open(db).await?;
-    if !store.has_vector_index().await? {
+    if kinds.is_empty() && !store.has_vector_index().await? {
         bail!("{} has no ANN index yet", db.display());
     }
     let prints = store.chunk_fingerprints().await?;
@@ -42,33 +43,20 @@ pub async fn run(db: &Path, embedder: &Embedder, queries: usize) -> Result<()> {
         percentile(&exact_ms, 0.5),
         percentile(&exact_ms, 0.95)
     );
-    println!("| nprobes | ef | refine | p50 ms | p95 ms | recall@10 |");
-    println!("|---|---|---|---|---|---|");
-    let settings = [
-        (None, None, 4),
-        (None, None, 10),
-        (Some(40), None, 4),
-        (Some(80), None, 4),
-        (None, Some(200), 4),
-        (Some(40), Some(200), 10),
-        (Some(80), Some(300), 10),
-    ];
-    for (nprobes, ef, refine_factor) in settings {
-        store.set_ann_params(AnnParams {
-            nprobes,
-            ef,
-            refine_factor,
-        });
-        let (ms, recall) = crate::ann_top10(&store, &vectors, &truth).await?;
-        let show = |v: Option<usize>| v.map_or("auto".to_string(), |n| n.to_string());
+    if kinds.is_empty() {
+        settings_table(&mut store, &vectors, &truth, &SETTINGS).await?;
+    }
+    for &kind in kinds {
+        crate::reset_peak_rss();
+        let started = Instant::now();
+        store.build_vector_index(kind).await?;
+        let secs = started.elapsed().as_secs_f64();
         println!(
-            "| {} | {} | {refine_factor} | {:.1} | {:.1} | {:.3} |",
-            show(nprobes),
-            show(ef),
-            percentile(&ms, 0.5),
-            percentile(&ms, 0.95),
-            recall
+            "\n{kind}: built in {secs:.1} s, peak RSS while building {:.0} MiB, index {:.1} MB\n",
+            crate::peak_rss_mib(),
+            store.disk_usage().vector_index as f64 / 1e6
         );
+        settings_table(&mut store, &vectors, &truth, &BUILT_SETTINGS).await?;
     }
 
     // End to end with the defaults, stage by stage (medians).
@@ -101,5 +89,55 @@ pub async fn run(db: &Path, embedder: &Embedder, queries: usize) -> Result<()> {
         median(|t| t.pending_ms),
         median(|t| t.fuse_ms)
     );
+    Ok(())
+}
+
+/// (nprobes, ef, refine factor) settings tried on an existing index.
+const SETTINGS: [(Option<usize>, Option<usize>, u32); 7] = [
+    (None, None, 4),
+    (None, None, 10),
+    (Some(40), None, 4),
+    (Some(80), None, 4),
+    (None, Some(200), 4),
+    (Some(40), Some(200), 10),
+    (Some(80), Some(300), 10),
+];
+
+/// Settings tried on each rebuilt index: the re-ranking depth, which the
+/// README's measurements show decides recall, and wider probing.
+const BUILT_SETTINGS: [(Option<usize>, Option<usize>, u32); 5] = [
+    (None, None, 4),
+    (None, None, 10),
+    (None, None, 20),
+    (Some(40), None, 10),
+    (Some(80), None, 20),
+];
+
+/// One Markdown table: each setting's latency and recall@10 against `truth`.
+async fn settings_table(
+    store: &mut Store,
+    vectors: &[Vec<f32>],
+    truth: &[Vec<String>],
+    settings: &[(Option<usize>, Option<usize>, u32)],
+) -> Result<()> {
+    println!("| nprobes | ef | refine | p50 ms | p95 ms | recall@10 |");
+    println!("|---|---|---|---|---|---|");
+    for &(nprobes, ef, refine_factor) in settings {
+        store.set_ann_params(AnnParams {
+            nprobes,
+            ef,
+            refine_factor,
+        });
+        let (ms, recall) = crate::ann_top10(store, vectors, truth).await?;
+        let show = |v: Option<usize>| v.map_or("auto".to_string(), |n| n.to_string());
+        println!(
+            "| {} | {} | {refine_factor} | {:.1} | {:.1} | {:.3} |",
+            show(nprobes),
+            show(ef),
+            percentile(&ms, 0.5),
+            percentile(&ms, 0.95),
+            recall
+        );
+    }
     Ok(())
 }

@@ -15,8 +15,8 @@ use quarry_search::Mode;
 use quarry_store::{IndexMeta, Store};
 
 use crate::{
-    collect_chunks, issue_queries, peak_rss_mib, percentile, query_latencies, symbol_queries,
-    Tokens,
+    collect_chunks, issue_queries, peak_rss_mib, percentile, query_latencies, reset_peak_rss,
+    symbol_queries, Tokens,
 };
 
 /// Options of the `scale` subcommand.
@@ -67,8 +67,16 @@ pub async fn run(tree: &Path, embedder: &Embedder, args: &ScaleArgs) -> Result<(
         cancel: Some(cancel.clone()),
         ..IndexOptions::default()
     };
+    // Peak RSS of each phase: text pass, embedding, optimising, querying.
+    let mut phase_peaks = Vec::new();
+    fn end_phase(peaks: &mut Vec<f64>) {
+        peaks.push(peak_rss_mib());
+        reset_peak_rss();
+    }
+    reset_peak_rss();
     let result = quarry_index::index_root(&store, embedder, tree, &run_options, &mut |e| match e {
         IndexProgress::Searchable { chunks_pending } => {
+            end_phase(&mut phase_peaks);
             searchable_at = Some(started.elapsed().as_secs_f64());
             eprintln!("searchable by text; embedding {chunks_pending} chunks");
             if args.searchable_only {
@@ -79,7 +87,10 @@ pub async fn run(tree: &Path, embedder: &Embedder, args: &ScaleArgs) -> Result<(
             chunks_done,
             chunks_total,
         } if chunks_done % 5120 < 64 => eprintln!("embedded {chunks_done}/{chunks_total}"),
-        IndexProgress::Optimizing => optimizing_at = Some(started.elapsed().as_secs_f64()),
+        IndexProgress::Optimizing => {
+            end_phase(&mut phase_peaks);
+            optimizing_at = Some(started.elapsed().as_secs_f64());
+        }
         _ => {}
     })
     .await;
@@ -101,6 +112,7 @@ pub async fn run(tree: &Path, embedder: &Embedder, args: &ScaleArgs) -> Result<(
     }
     let report = result?;
     let total = started.elapsed().as_secs_f64();
+    end_phase(&mut phase_peaks);
     let embed_secs = optimizing_at.unwrap_or(total) - searchable;
     let status = store.status().await?;
 
@@ -145,7 +157,8 @@ pub async fn run(tree: &Path, embedder: &Embedder, args: &ScaleArgs) -> Result<(
     let (ann_ms, recall) = crate::ann_top10(&store, &vectors, &truth).await?;
     let has_ann = store.has_vector_index().await?;
     // Indexing and querying the tree; the synthetic tables below come after.
-    let peak_rss = peak_rss_mib();
+    end_phase(&mut phase_peaks);
+    let peak_rss = phase_peaks.iter().copied().fold(0.0, f64::max);
 
     let name = tree.file_name().map_or_else(
         || tree.display().to_string(),
@@ -235,6 +248,15 @@ pub async fn run(tree: &Path, embedder: &Embedder, args: &ScaleArgs) -> Result<(
         mb(usage.vector_index),
         mb(usage.other)
     );
-    println!("| peak RSS (indexing and querying the tree) | {peak_rss:.0} MiB |");
+    let phases = ["text pass", "embedding", "optimising", "querying"];
+    println!(
+        "| peak RSS (indexing and querying the tree) | {peak_rss:.0} MiB ({}) |",
+        phases
+            .iter()
+            .zip(&phase_peaks)
+            .map(|(phase, mib)| format!("{phase} {mib:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     Ok(())
 }

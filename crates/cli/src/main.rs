@@ -14,8 +14,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use quarry_index::{IndexOptions, IndexProgress, IndexReport};
 use quarry_models::{
     ensure_model, ensure_runtime, find_model, find_runtime, is_installed, known_models, model_dir,
-    quarry_home, resolve_model, runtime_spec, runtime_version, select_device, Embedder, Engine,
-    FetchEvent, ModelSpec, DEFAULT_MODEL,
+    model_dtype, quarry_home, resolve_model, runtime_spec, runtime_version, select_device,
+    Embedder, Engine, FetchEvent, ModelSpec, DEFAULT_MODEL,
 };
 use quarry_search::{Mode, SearchError, SearchRequest};
 use quarry_store::{CacheStats, EmbeddingCache, IndexMeta, Store, StoreError, WriterLock};
@@ -793,7 +793,9 @@ fn models(args: ModelsArgs) -> Result<()> {
     let home = quarry_home();
     match args.action.unwrap_or(ModelsAction::List) {
         ModelsAction::List => {
-            let (_, device) = select_device(settings()?.device_preference());
+            let (gpu_or_cpu, device) = select_device(settings()?.device_preference());
+            // The precision candle runs encoders in there (bf16 on capable GPUs).
+            let device = format!("{device}, {}", model_dtype(&gpu_or_cpu).as_str());
             let engine = match (engine_choice()?, find_runtime(&home)) {
                 (Engine::Candle, _) => format!("candle {device}"),
                 (_, Some(lib)) => match runtime_version(&lib) {

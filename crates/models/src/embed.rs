@@ -3,24 +3,33 @@ use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
+use candle_transformers::models::bert::Config;
 use tokenizers::{Tokenizer, TruncationParams};
 
+use crate::bert::Bert;
 use crate::decoder_embed::{DecoderEmbedStyle, DecoderEmbedder};
-use crate::device::{select_device, DevicePreference};
+use crate::device::{model_dtype, select_device, BatchLimits, DevicePreference, EncoderShape};
 use crate::error::ModelError;
 use crate::nomic::NomicEmbedder;
 use crate::openvino::{runtime::find_runtime, OpenVinoBert, Precision};
 use crate::spec::{ModelFamily, ModelSpec, QUERY_TASK};
 use crate::wordpiece::WordPieceCounter;
 
-/// Maximum number of texts per forward pass.
-const MAX_BATCH: usize = 32;
-/// Maximum padded tokens (batch size x longest sequence) per forward pass, for candle.
-const TOKEN_BUDGET_CANDLE: usize = 4096;
+/// Texts and padded tokens (batch size x longest sequence) per forward pass
+/// for candle on the CPU; GPUs size batches from their free memory.
+const CANDLE_CPU_LIMITS: BatchLimits = BatchLimits {
+    max_rows: 32,
+    max_tokens: 4096,
+};
 /// The same for OpenVINO, whose kernels measured 5-7% faster on batches that
 /// stay in cache (1-2k tokens) than on 4k-token batches.
-const TOKEN_BUDGET_OPENVINO: usize = 1536;
+const OPENVINO_LIMITS: BatchLimits = BatchLimits {
+    max_rows: 32,
+    max_tokens: 1536,
+};
+
+/// OpenVINO batches are padded to a multiple of this many tokens.
+const OPENVINO_WIDTH_STEP: usize = 16;
 
 /// Which inference engine runs the encoder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -63,8 +72,9 @@ pub struct EmbedderOptions {
 
 enum Backend {
     Candle {
-        model: BertModel,
+        model: Bert,
         device: Device,
+        limits: BatchLimits,
     },
     OpenVino(OpenVinoBert),
     /// CodeRankEmbed's NomicBert (candle).
@@ -147,14 +157,29 @@ impl Embedder {
             }
         }
         let (device, description) = select_device(opts.device);
+        let dtype = model_dtype(&device);
         let mut embedder = Self::load(dir, spec, device)?;
-        embedder.engine = format!("candle {description}");
+        embedder.engine = format!("candle {description}, {}", dtype.as_str());
         Ok(embedder)
     }
 
     /// Loads the model files (config.json, model.safetensors, tokenizer.json) from
-    /// `dir` into candle on `device`.
+    /// `dir` into candle on `device`, in the device's precision
+    /// ([`model_dtype`]: f32 on the CPU, bf16 on GPUs that have it).
     pub fn load(dir: &Path, spec: &'static ModelSpec, device: Device) -> Result<Self, ModelError> {
+        let dtype = model_dtype(&device);
+        Self::load_as(dir, spec, device, dtype)
+    }
+
+    /// [`Embedder::load`] in `dtype`: BERT models compute in it, other
+    /// families keep their own choice. On the CPU, bf16 runs the GPU path's
+    /// conversions (tests).
+    pub fn load_as(
+        dir: &Path,
+        spec: &'static ModelSpec,
+        device: Device,
+        dtype: DType,
+    ) -> Result<Self, ModelError> {
         match spec.family {
             ModelFamily::Bert => {}
             ModelFamily::CodeRankEmbed => {
@@ -186,10 +211,22 @@ impl Embedder {
 
         let weights_path = dir.join("model.safetensors");
         let weights = std::fs::read(&weights_path).map_err(|e| ModelError::io(&weights_path, e))?;
-        let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &device)?;
-        let model = BertModel::load(vb, &config)?;
-        let engine = format!("candle {device:?}");
-        Self::with_backend(dir, spec, Backend::Candle { model, device }, engine)
+        let vb = VarBuilder::from_buffered_safetensors(weights, dtype, &device)?;
+        let model = Bert::load(vb, &config)?;
+        let shape = EncoderShape {
+            hidden: config.hidden_size,
+            intermediate: config.intermediate_size,
+            heads: config.num_attention_heads,
+            max_len: spec.max_tokens,
+        };
+        let limits = BatchLimits::for_device(&device, shape, dtype, CANDLE_CPU_LIMITS);
+        let engine = format!("candle {device:?}, {}", dtype.as_str());
+        let backend = Backend::Candle {
+            model,
+            device,
+            limits,
+        };
+        Self::with_backend(dir, spec, backend, engine)
     }
 
     /// A model whose vectors are not as wide as its description says would
@@ -281,11 +318,12 @@ impl Embedder {
         let mut start = 0;
         while start < order.len() {
             let longest = encodings[order[start]].get_ids().len().max(1);
-            let fit = (self.batch_limits().1 / longest).clamp(1, MAX_BATCH);
+            let width = self.padded_width(longest);
+            let fit = self.batch_limits().rows_for(width);
             let end = (start + fit).min(order.len());
             let batch = &order[start..end];
             let rows: Vec<&[u32]> = batch.iter().map(|&i| encodings[i].get_ids()).collect();
-            let vectors = self.forward(&rows, longest)?;
+            let vectors = self.forward(&rows, width)?;
             for (&i, v) in batch.iter().zip(vectors) {
                 out[i] = v;
             }
@@ -294,13 +332,29 @@ impl Embedder {
         Ok(out)
     }
 
-    /// Batching of [`Self::embed`]: at most this many texts and padded tokens per forward pass.
-    pub fn batch_limits(&self) -> (usize, usize) {
+    /// The width a batch whose longest text has `longest` tokens is padded
+    /// to. OpenVINO compiles and keeps kernels and buffers for every input
+    /// shape it sees: with widths of any length, the embedding of a large
+    /// index grew its memory by more than a gigabyte, so its batches are
+    /// padded to a multiple of [`OPENVINO_WIDTH_STEP`] (few shapes, ~4%
+    /// more tokens). candle keeps nothing per shape and pads to the longest.
+    pub fn padded_width(&self, longest: usize) -> usize {
         match *self.backend {
-            Backend::Candle { .. } | Backend::Nomic(_) | Backend::Decoder(_) => {
-                (MAX_BATCH, TOKEN_BUDGET_CANDLE)
-            }
-            Backend::OpenVino(_) => (MAX_BATCH, TOKEN_BUDGET_OPENVINO),
+            Backend::OpenVino(_) => longest
+                .next_multiple_of(OPENVINO_WIDTH_STEP)
+                .min(self.spec.max_tokens.max(longest)),
+            _ => longest,
+        }
+    }
+
+    /// Batching of [`Self::embed`]: at most this many texts and padded
+    /// tokens per forward pass.
+    pub fn batch_limits(&self) -> BatchLimits {
+        match &*self.backend {
+            Backend::Candle { limits, .. } => *limits,
+            Backend::Nomic(nomic) => nomic.batch_limits(),
+            Backend::Decoder(_) => CANDLE_CPU_LIMITS,
+            Backend::OpenVino(_) => OPENVINO_LIMITS,
         }
     }
 
@@ -336,7 +390,7 @@ impl Embedder {
     fn forward(&self, rows: &[&[u32]], len: usize) -> Result<Vec<Vec<f32>>, ModelError> {
         match &*self.backend {
             Backend::OpenVino(ov) => ov.forward(rows, len).map_err(ModelError::Runtime),
-            Backend::Candle { model, device } => Self::forward_candle(model, device, rows, len),
+            Backend::Candle { model, device, .. } => Self::forward_candle(model, device, rows, len),
             // Never reached: these embed through their own methods.
             Backend::Nomic(_) | Backend::Decoder(_) => Err(ModelError::Runtime(
                 "token rows are only run through BERT backends".into(),
@@ -345,7 +399,7 @@ impl Embedder {
     }
 
     fn forward_candle(
-        model: &BertModel,
+        model: &Bert,
         device: &Device,
         rows: &[&[u32]],
         len: usize,
@@ -360,7 +414,7 @@ impl Embedder {
         let ids = Tensor::from_vec(ids, (b, len), device)?;
         let mask = Tensor::from_vec(mask, (b, len), device)?;
         let type_ids = ids.zeros_like()?;
-        let hidden = model.forward(&ids, &type_ids, Some(&mask))?; // (b, len, dim)
+        let hidden = model.forward(&ids, &type_ids, &mask)?; // (b, len, dim)
         let hidden = hidden.to_dtype(DType::F32)?;
         let mask_f = mask.to_dtype(DType::F32)?.unsqueeze(2)?; // (b, len, 1)
         let summed = hidden.broadcast_mul(&mask_f)?.sum(1)?; // (b, dim)

@@ -11,6 +11,7 @@
 //! * [`rerank`]: second-stage rerankers behind one [`rerank::Reranker`] trait;
 //!   [`DecoderLm`] runs the decoder-only ones (Qwen2 / Qwen3, LoRA merged at load).
 
+mod bert;
 pub mod decoder;
 pub mod decoder_embed;
 mod device;
@@ -26,7 +27,10 @@ mod wordpiece;
 
 pub use decoder::{DecoderLm, Generated};
 pub use decoder_embed::{DecoderEmbedStyle, DecoderEmbedder};
-pub use device::{gpu_support_built, select_device, DevicePreference};
+pub use device::{
+    free_memory, gpu_support_built, model_dtype, select_device, BatchLimits, DevicePreference,
+    EncoderShape,
+};
 pub use embed::{Embedder, EmbedderOptions, Engine};
 pub use error::{FetchAttempt, ModelError, UnavailableReport};
 pub use fetch::{ensure_model, ensure_model_with, verify_model, FetchEvent, FetchOptions};

@@ -15,13 +15,16 @@ use candle_nn::VarBuilder;
 use candle_transformers::models::nomic_bert::{Config, NomicBertModel};
 use tokenizers::{Encoding, PostProcessor, Tokenizer, TruncationParams};
 
+use crate::device::{model_dtype, BatchLimits, EncoderShape};
 use crate::error::ModelError;
 use crate::wordpiece::WordPieceCounter;
 
-/// At most this many texts per forward pass.
-const MAX_BATCH: usize = 32;
-/// At most this many padded tokens (texts × longest text) per forward pass.
-const TOKEN_BUDGET: usize = 4096;
+/// Texts and padded tokens (texts × longest text) per forward pass on the
+/// CPU; GPUs size batches from their free memory.
+const CPU_LIMITS: BatchLimits = BatchLimits {
+    max_rows: 32,
+    max_tokens: 4096,
+};
 
 /// How token vectors become one text vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +104,7 @@ pub struct NomicEmbedder {
     /// Exact counts without the tokenizer for ASCII text (BERT WordPiece).
     fast_counter: Option<WordPieceCounter>,
     device: Device,
+    limits: BatchLimits,
     description: NomicDescription,
     /// The model directory, for error messages.
     dir: PathBuf,
@@ -128,7 +132,8 @@ impl fmt::Debug for NomicEmbedder {
 impl NomicEmbedder {
     /// Loads a NomicBert checkpoint (`config.json` in nomic's format,
     /// `model.safetensors` with the original tensor names, `tokenizer.json`)
-    /// onto `device`, in f32, described as [`CODE_RANK_EMBED`].
+    /// onto `device`, in the device's precision ([`model_dtype`]), described
+    /// as [`CODE_RANK_EMBED`].
     ///
     /// Texts are cut at the trained length (`max_trained_positions`, at most
     /// `n_positions`): beyond it the rotary positions were never seen in
@@ -136,6 +141,13 @@ impl NomicEmbedder {
     /// (GELU MLPs, partial or scaled rotary embeddings, parallel blocks) are
     /// [`ModelError::Config`] errors rather than wrong vectors.
     pub fn load(dir: &Path, device: Device) -> Result<Self, ModelError> {
+        let dtype = model_dtype(&device);
+        Self::load_as(dir, device, dtype)
+    }
+
+    /// [`NomicEmbedder::load`] in `dtype` (bf16 on the CPU runs the GPU
+    /// path's conversions).
+    pub fn load_as(dir: &Path, device: Device, dtype: DType) -> Result<Self, ModelError> {
         let config_path = dir.join("config.json");
         let raw: serde_json::Value = serde_json::from_slice(&read_model_file(&config_path)?)
             .map_err(|e| config_error(&config_path, e))?;
@@ -149,7 +161,7 @@ impl NomicEmbedder {
 
         let weights_path = dir.join("model.safetensors");
         let weights = read_model_file(&weights_path)?;
-        let model = VarBuilder::from_buffered_safetensors(weights, DType::F32, &device)
+        let model = VarBuilder::from_buffered_safetensors(weights, dtype, &device)
             .and_then(|vb| NomicBertModel::load(vb, &config))
             .map_err(|e| config_error(&weights_path, format!("cannot load NomicBert: {e}")))?;
 
@@ -173,6 +185,17 @@ impl NomicEmbedder {
             tokenizer: counter.clone(),
             counter,
             fast_counter: WordPieceCounter::from_tokenizer_json(&tokenizer_json),
+            limits: BatchLimits::for_device(
+                &device,
+                EncoderShape {
+                    hidden: config.n_embd,
+                    intermediate: config.n_inner,
+                    heads: config.n_head,
+                    max_len: trained.min(position_limit),
+                },
+                dtype,
+                CPU_LIMITS,
+            ),
             device,
             description: CODE_RANK_EMBED,
             dir: dir.to_path_buf(),
@@ -183,6 +206,11 @@ impl NomicEmbedder {
             pad_id,
         }
         .with_max_tokens(trained.min(position_limit))
+    }
+
+    /// Texts and padded tokens per forward pass on this device.
+    pub fn batch_limits(&self) -> BatchLimits {
+        self.limits
     }
 
     /// Uses the checkpoint as another model card describes it (say
@@ -275,7 +303,7 @@ impl NomicEmbedder {
         let mut start = 0;
         while start < order.len() {
             let longest = encodings[order[start]].len().max(1);
-            let fit = (TOKEN_BUDGET / longest).clamp(1, MAX_BATCH);
+            let fit = self.limits.rows_for(longest);
             let end = (start + fit).min(order.len());
             let batch = &order[start..end];
             let rows: Vec<&Encoding> = batch.iter().map(|&i| &encodings[i]).collect();

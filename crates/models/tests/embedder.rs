@@ -189,3 +189,31 @@ fn token_counts_match_the_tokenizer_exactly() {
         assert_eq!(emb.count_tokens(case), reference(case), "{case:?}");
     }
 }
+
+/// The precision GPUs run the embedder in (bf16), exercised on the CPU:
+/// the real model's vectors stay those of f32 for code and for queries,
+/// padded batches included.
+#[test]
+fn bf16_keeps_the_real_models_vectors() {
+    let dir = common::model_dir();
+    let f32_model =
+        quarry_models::Embedder::load(&dir, DEFAULT_MODEL, candle_core::Device::Cpu).unwrap();
+    let bf16_model = quarry_models::Embedder::load_as(
+        &dir,
+        DEFAULT_MODEL,
+        candle_core::Device::Cpu,
+        candle_core::DType::BF16,
+    )
+    .unwrap();
+    let texts = [
+        "retry an http request with backoff",
+        "def add(a, b):\n    return a + b\n",
+        "fn parse_config(path: &Path) -> Result<Config, Error> { let text = std::fs::read_to_string(path)?; toml::from_str(&text) }",
+    ];
+    let want = f32_model.embed(&texts).unwrap();
+    let got = bf16_model.embed(&texts).unwrap();
+    for ((text, a), b) in texts.iter().zip(&want).zip(&got) {
+        let cos = common::cosine(a, b);
+        assert!(cos > 0.99, "{text}: cosine {cos}");
+    }
+}

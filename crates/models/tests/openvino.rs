@@ -166,3 +166,71 @@ fn missing_or_broken_runtime_is_a_clear_error_and_auto_falls_back() {
     let err = quarry_models::runtime_version(&fake).unwrap_err();
     assert!(!err.is_empty());
 }
+
+/// OpenVINO keeps kernels and buffers per input shape, so its batches are
+/// padded to few widths (a regression: widths of every length grew the
+/// embedding stage of a large index by over a gigabyte); candle pads to the
+/// longest text only. Either way the vectors are those of unpadded texts.
+#[test]
+fn openvino_batches_take_few_shapes() {
+    let e = open(Precision::Auto);
+    let max = e.max_tokens();
+    let mut widths = std::collections::BTreeSet::new();
+    for longest in 1..=max {
+        let width = e.padded_width(longest);
+        assert!(width >= longest && width <= max, "{longest} -> {width}");
+        widths.insert(width);
+    }
+    assert!(widths.len() <= max / 16 + 1, "{} widths", widths.len());
+
+    let texts = [
+        "fn a() {}",
+        "def retry(request, attempts=3):\n    return request()",
+    ];
+    let alone: Vec<Vec<f32>> = texts
+        .iter()
+        .map(|t| e.embed(&[t]).unwrap().remove(0))
+        .collect();
+    let together = e.embed(&texts).unwrap();
+    for (a, b) in alone.iter().zip(&together) {
+        let cos: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+        assert!(cos > 0.999, "{cos}");
+    }
+}
+
+/// MaxSim's token vectors from OpenVINO's token-output graph: in f32 the
+/// scores equal candle's, in the default precision (bf16 here) they stay
+/// within its rounding and rank the documents the same.
+#[test]
+fn maxsim_on_openvino_matches_candle() {
+    use quarry_models::rerank::late_interaction::MaxSimReranker;
+    let dir = common::model_dir();
+    let max = DEFAULT_MODEL.max_tokens;
+    let candle = MaxSimReranker::load(&dir, candle_core::Device::Cpu, max, 0.0).unwrap();
+    let query = "retry an http request with backoff";
+    let long = "def fetch(url):\n    for attempt in range(5):\n        try:\n            return get(url)\n        except Timeout:\n            sleep(2 ** attempt)\n".repeat(12);
+    let documents = [
+        "fn add(a: i32, b: i32) -> i32 { a + b }",
+        long.as_str(),
+        "class RetryPolicy:\n    def backoff(self, attempt):\n        return min(60, 2 ** attempt)\n",
+        "",
+    ];
+    let want = candle.maxsim(query, &documents).unwrap();
+    for (precision, tolerance) in [(Precision::F32, 1e-4f32), (Precision::Auto, 2e-2)] {
+        let openvino =
+            MaxSimReranker::load_openvino(&runtime(), &dir, precision, max, 0.0).unwrap();
+        let got = openvino.maxsim(query, &documents).unwrap();
+        for (g, w) in got.iter().zip(&want) {
+            assert!(
+                (g - w).abs() <= tolerance,
+                "{precision:?}: {got:?} vs {want:?}"
+            );
+        }
+        let order = |s: &[f32]| {
+            let mut o: Vec<usize> = (0..s.len()).collect();
+            o.sort_by(|&a, &b| s[b].total_cmp(&s[a]));
+            o
+        };
+        assert_eq!(order(&got), order(&want), "{precision:?}");
+    }
+}

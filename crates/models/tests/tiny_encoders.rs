@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use quarry_models::nomic::{NomicDescription, Pooling, TextKind, CODE_RANK_EMBED};
 use quarry_models::rerank::cross_encoder::{CrossEncoder, CrossEncoderArchitecture};
 use quarry_models::rerank::{RerankInput, RerankTask, Reranker};
@@ -558,4 +558,68 @@ fn unknown_architecture_is_a_clear_error() {
     let err = CrossEncoder::load(dir.path(), Device::Cpu).unwrap_err();
     assert!(matches!(err, ModelError::Config { .. }), "{err:?}");
     assert!(err.to_string().contains("architectures"), "{err}");
+}
+
+/// Largest |got - want| / (scale of the reference values), over all pairs.
+fn relative_deviation(got: &[f32], want: &[f32]) -> f32 {
+    assert_eq!(got.len(), want.len());
+    let scale = want.iter().fold(0f32, |m, w| m.max(w.abs())).max(1e-6);
+    got.iter().zip(want).fold(0f32, |m, (g, w)| {
+        // NaN (a mask that overflowed) is the worst deviation, not none.
+        let d = (g - w).abs() / scale;
+        if d.is_nan() {
+            f32::INFINITY
+        } else {
+            m.max(d)
+        }
+    })
+}
+
+/// The GPU path's precision (bf16, [`quarry_models::model_dtype`] on CUDA
+/// 8.0+ and Metal), run on the CPU: every encoder loads in it and stays
+/// within bf16's rounding of the f32 references (8-bit mantissas through
+/// two layers: up to several percent of the tiny heads' small logits, not
+/// the 1e-4 of f32), and the rerankers order the pairs as the reference.
+/// Pairs run as one padded batch, so the pads' mask is exercised too.
+#[test]
+fn encoders_in_bf16_stay_close_to_the_references() {
+    const BF16_TOLERANCE: f32 = 0.1;
+    let mut report = Vec::new();
+    for name in ["bert-cross-encoder", "xlm-roberta-cross-encoder"] {
+        let model = CrossEncoder::load_as(&fixture(name), Device::Cpu, DType::BF16).unwrap();
+        let expected = reference(name);
+        let cases = expected["cases"].as_array().unwrap();
+        let pairs: Vec<(&str, &str)> = cases
+            .iter()
+            .map(|c| (text(c, "query"), text(c, "document")))
+            .collect();
+        let got = model.score_pairs(&pairs).unwrap();
+        let want: Vec<f32> = cases.iter().map(|c| floats(&c["logits"])[0]).collect();
+        let deviation = relative_deviation(&got, &want);
+        report.push(format!("{name} {deviation:.4}"));
+        assert!(deviation <= BF16_TOLERANCE, "{name}: {got:?} vs {want:?}");
+        assert_eq!(ranking(&got), ranking(&want), "{name}: {got:?} vs {want:?}");
+    }
+
+    let model = NomicEmbedder::load_as(&fixture("nomic-bert"), Device::Cpu, DType::BF16).unwrap();
+    let expected = reference("nomic-bert");
+    let cases = expected["cases"].as_array().unwrap();
+    let got = embed_cases(&model, cases);
+    for (case, vector) in cases.iter().zip(&got) {
+        let deviation = relative_deviation(vector, &floats(&case["embedding_cls"]));
+        report.push(format!("nomic-bert {deviation:.4}"));
+        assert!(deviation <= BF16_TOLERANCE, "nomic-bert: {vector:?}");
+    }
+
+    let dir = fixture("bert-embedder");
+    let spec = quarry_models::local_model(&dir).unwrap();
+    let model = quarry_models::Embedder::load_as(&dir, spec, Device::Cpu, DType::BF16).unwrap();
+    let expected = reference("bert-embedder");
+    for case in expected["cases"].as_array().unwrap() {
+        let vector = model.embed(&[text(case, "text")]).unwrap().remove(0);
+        let deviation = relative_deviation(&vector, &floats(&case["embedding"]));
+        report.push(format!("bert-embedder {deviation:.4}"));
+        assert!(deviation <= BF16_TOLERANCE, "bert-embedder: {vector:?}");
+    }
+    eprintln!("bf16 deviations: {}", report.join(", "));
 }

@@ -27,7 +27,8 @@ use lancedb::table::OptimizeAction;
 use lancedb::{Connection, Table};
 
 use crate::{
-    arrow_rows, chrono_zero, collect, connect, has_index_on, lance, sql_list, Result, StoreError,
+    arrow_rows, collect, connect, has_index_on, lance, prune_old_versions, sql_list, Result,
+    StoreError,
 };
 
 const CACHE_TABLE: &str = "vectors";
@@ -264,14 +265,7 @@ impl EmbeddingCache {
             .optimize(OptimizeAction::All)
             .await
             .map_err(lance("compacting the embedding cache"))?;
-        self.table
-            .optimize(OptimizeAction::Prune {
-                older_than: Some(chrono_zero()),
-                delete_unverified: Some(false),
-                error_if_tagged_old_versions: Some(false),
-            })
-            .await
-            .map_err(lance("pruning the embedding cache"))?;
+        prune_old_versions(&self.table, "pruning the embedding cache").await?;
         drop(lock);
         Ok(true)
     }

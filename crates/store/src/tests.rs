@@ -310,6 +310,22 @@ fn large_tables_get_an_ann_index_with_high_recall_and_fresh_rows_stay_findable()
         let recall = found as f64 / total as f64;
         eprintln!("ANN recall@10 = {recall:.3}");
         assert!(recall >= 0.9, "recall@10 {recall}");
+        assert_eq!(
+            store.vector_index_type().await.unwrap(),
+            Some(ANN_KIND.index_type())
+        );
+
+        // An index of an earlier kind is replaced by the next optimisation.
+        store.build_vector_index(AnnKind::HnswSq).await.unwrap();
+        assert_eq!(
+            store.vector_index_type().await.unwrap(),
+            Some(IndexType::IvfHnswSq)
+        );
+        store.optimize().await.unwrap();
+        assert_eq!(
+            store.vector_index_type().await.unwrap(),
+            Some(ANN_KIND.index_type())
+        );
 
         // A row added after the index was built is found before and after the
         // next optimisation folds it in.

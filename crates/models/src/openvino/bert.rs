@@ -2,7 +2,9 @@
 //!
 //! Inputs: `input_ids` and `attention_mask`, both i64 `[batch, tokens]`, any
 //! sizes. Output: `[batch, hidden]` f32 unit vectors, the same function as the
-//! candle path in `embed.rs` (token type 0 everywhere, absolute positions).
+//! candle path in `embed.rs` (token type 0 everywhere, absolute positions);
+//! or, for late interaction, every token's unit vector `[batch, tokens,
+//! hidden]`.
 
 use serde::Deserialize;
 
@@ -28,11 +30,21 @@ fn default_act() -> String {
     "gelu".to_string()
 }
 
+/// What the encoder graph outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GraphOutput {
+    /// One unit vector per text: mean pooling over the mask, L2 norm.
+    Sentence,
+    /// One unit vector per token (MaxSim's input), pads included.
+    Tokens,
+}
+
 /// Builds the encoder graph; returns the IR XML and the bytes to append to the weights file.
 pub fn bert_graph(
     config: &BertShape,
     weights: &SafetensorsIndex,
     file_len: usize,
+    output: GraphOutput,
 ) -> Result<(String, Vec<u8>), String> {
     let h = config.hidden_size;
     let heads = config.num_attention_heads;
@@ -164,6 +176,12 @@ pub fn bert_graph(
         x = layer_norm(&mut g, out, &format!("{p}output.LayerNorm"), &eps)?;
     }
 
+    if output == GraphOutput::Tokens {
+        let unit = unit_rows(&mut g, x, 2);
+        g.result(unit);
+        return Ok(g.finish("bert_token_encoder"));
+    }
+
     // Mean pooling over the mask, then L2 normalisation.
     let axis2 = g.i64s(&[2], &[1]);
     let mask3 = g.op("Unsqueeze", "opset1", &[mask_f, axis2], &[]);
@@ -189,11 +207,19 @@ pub fn bert_graph(
         &[("auto_broadcast", "numpy")],
     );
     let mean = div(&mut g, summed, counts);
-    let squares = mul(&mut g, mean, mean);
+    let unit = unit_rows(&mut g, mean, 1);
+    g.result(unit);
+    Ok(g.finish("bert_sentence_encoder"))
+}
+
+/// `x` divided by its L2 norm along `axis` (at least 1e-12).
+fn unit_rows(g: &mut Graph, x: Out, axis: i64) -> Out {
+    let axis = g.i64s(&[axis], &[1]);
+    let squares = mul(g, x, x);
     let sum_sq = g.op(
         "ReduceSum",
         "opset1",
-        &[squares, axis1],
+        &[squares, axis],
         &[("keep_dims", "true")],
     );
     let norm = g.op("Sqrt", "opset1", &[sum_sq], &[]);
@@ -204,9 +230,7 @@ pub fn bert_graph(
         &[norm, tinier],
         &[("auto_broadcast", "numpy")],
     );
-    let unit = div(&mut g, mean, norm);
-    g.result(unit);
-    Ok(g.finish("bert_sentence_encoder"))
+    div(g, x, norm)
 }
 
 fn add(g: &mut Graph, a: Out, b: Out) -> Out {

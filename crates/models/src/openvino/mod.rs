@@ -40,6 +40,7 @@ pub(crate) struct OpenVinoBert {
     /// Idle inference requests; each call takes one (or makes one) and returns it.
     idle: Mutex<Vec<*mut InferRequest>>,
     dim: usize,
+    output: bert::GraphOutput,
     /// "openvino 2026.4.1 (bf16)" and the like.
     description: String,
 }
@@ -82,6 +83,25 @@ impl OpenVinoBert {
         model_dir: &Path,
         precision: Precision,
     ) -> Result<Self, String> {
+        Self::load_graph(library, model_dir, precision, bert::GraphOutput::Sentence)
+    }
+
+    /// [`OpenVinoBert::load`] with every token's unit vector as the output
+    /// of [`OpenVinoBert::forward`], for late interaction.
+    pub(crate) fn load_tokens(
+        library: &Path,
+        model_dir: &Path,
+        precision: Precision,
+    ) -> Result<Self, String> {
+        Self::load_graph(library, model_dir, precision, bert::GraphOutput::Tokens)
+    }
+
+    fn load_graph(
+        library: &Path,
+        model_dir: &Path,
+        precision: Precision,
+        output: bert::GraphOutput,
+    ) -> Result<Self, String> {
         let api = Arc::new(
             Api::open(library).map_err(|e| format!("cannot load {}: {e}", library.display()))?,
         );
@@ -94,7 +114,7 @@ impl OpenVinoBert {
         let mut weights =
             std::fs::read(&weights_path).map_err(|e| format!("{}: {e}", weights_path.display()))?;
         let index = ir::SafetensorsIndex::parse(&weights)?;
-        let (xml, extra) = bert::bert_graph(&config, &index, weights.len())?;
+        let (xml, extra) = bert::bert_graph(&config, &index, weights.len(), output)?;
         weights.extend_from_slice(&extra);
 
         // SAFETY: every call below follows OpenVINO's C API contract: out-pointers
@@ -171,6 +191,7 @@ impl OpenVinoBert {
             let encoder = OpenVinoBert {
                 description: format!("openvino {version} cpu ({precision_name})"),
                 dim: config.hidden_size,
+                output,
                 idle: Mutex::new(Vec::new()),
                 compiled: compiled.take(),
                 model: model.take(),
@@ -190,7 +211,15 @@ impl OpenVinoBert {
         &self.description
     }
 
-    /// One forward pass over token id rows padded to `len`; returns unit vectors.
+    /// The hidden size: the length of every output vector.
+    pub(crate) fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// One forward pass over token id rows padded to `len`; returns one
+    /// unit vector per row or, from a graph loaded with
+    /// [`OpenVinoBert::load_tokens`], per row `len` token unit vectors
+    /// back to back (`len × dim` values, pads included).
     pub(crate) fn forward(&self, rows: &[&[u32]], len: usize) -> Result<Vec<Vec<f32>>, String> {
         let b = rows.len();
         let mut ids = vec![0i64; b * len];
@@ -262,13 +291,19 @@ impl OpenVinoBert {
                 std::slice::from_raw_parts(shape.dims, shape.rank.max(0) as usize).to_vec()
             };
             (api.shape_free)(&mut shape);
-            if dims != [b as i64, self.dim as i64] {
+            let (expected, per_row) = match self.output {
+                bert::GraphOutput::Sentence => (vec![b as i64, self.dim as i64], self.dim),
+                bert::GraphOutput::Tokens => {
+                    (vec![b as i64, len as i64, self.dim as i64], len * self.dim)
+                }
+            };
+            if dims != expected {
                 return Err(format!("unexpected output shape {dims:?}"));
             }
             let mut data = ptr::null_mut();
             api.check((api.tensor_data)(out.0, &mut data), "output data")?;
-            let values = std::slice::from_raw_parts(data.cast::<f32>(), b * self.dim);
-            Ok(values.chunks(self.dim).map(<[f32]>::to_vec).collect())
+            let values = std::slice::from_raw_parts(data.cast::<f32>(), b * per_row);
+            Ok(values.chunks(per_row).map(<[f32]>::to_vec).collect())
         }
     }
 

@@ -10,32 +10,36 @@
 //!   over non-pad tokens, then `classifier.dense` + tanh + `classifier.out_proj`
 //!   on `<s>`.
 //!
-//! BERT runs as candle-transformers' `BertModel`. XLM-RoBERTa reuses its
-//! `BertEncoder` (identical layers and tensor names) under embeddings written
-//! here, because candle's `XLMRobertaModel` derives position ids inside the
-//! model with a cumulative sum in the activation dtype: here they are computed
-//! on the host from the token ids, exact in any dtype and visible in
-//! [`PairBatch`] for checking against a reference.
+//! Both run on the crate's BERT encoder (candle-transformers' `BertEncoder`
+//! layers; identical layers and tensor names). XLM-RoBERTa's position ids
+//! are computed on the host from the token ids rather than inside the model
+//! as candle's `XLMRobertaModel` does (a cumulative sum in the activation
+//! dtype): exact in any dtype and visible in [`PairBatch`] for checking
+//! against a reference.
 
 use std::cmp::Reverse;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, IndexOp, Module, Tensor};
-use candle_nn::{embedding, layer_norm, linear, Embedding, LayerNorm, Linear, VarBuilder};
-use candle_transformers::models::bert::{self, BertEncoder, BertModel};
+use candle_nn::{linear, Linear, VarBuilder};
+use candle_transformers::models::bert;
 use tokenizers::{
     Encoding, PostProcessor, Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy,
 };
 
 use super::{RerankInput, Reranker};
+use crate::bert::Bert;
+use crate::device::{model_dtype, BatchLimits, EncoderShape};
 use crate::error::ModelError;
 
-/// At most this many pairs per forward pass.
-const MAX_BATCH: usize = 32;
-/// At most this many padded tokens (pairs × longest pair) per forward pass,
-/// so long documents do not blow up the attention matrices.
-const TOKEN_BUDGET: usize = 4096;
+/// Pairs and padded tokens (pairs × longest pair) per forward pass on the
+/// CPU, so long documents do not blow up the attention matrices; GPUs size
+/// batches from their free memory.
+const CPU_LIMITS: BatchLimits = BatchLimits {
+    max_rows: 32,
+    max_tokens: 4096,
+};
 
 /// The `architectures` names [`CrossEncoder::load`] accepts, for error messages.
 const SUPPORTED: &str = "BertForSequenceClassification, XLMRobertaForSequenceClassification";
@@ -87,62 +91,15 @@ pub struct PairBatch {
     pub position_ids: Option<Vec<Vec<u32>>>,
 }
 
-/// XLM-RoBERTa's input embeddings: word + token type + position, LayerNorm.
-struct RobertaEmbeddings {
-    word: Embedding,
-    token_type: Embedding,
-    position: Embedding,
-    norm: LayerNorm,
-}
-
-impl RobertaEmbeddings {
-    fn load(vb: VarBuilder, config: &bert::Config) -> candle_core::Result<Self> {
-        Ok(RobertaEmbeddings {
-            word: embedding(
-                config.vocab_size,
-                config.hidden_size,
-                vb.pp("word_embeddings"),
-            )?,
-            token_type: embedding(
-                config.type_vocab_size,
-                config.hidden_size,
-                vb.pp("token_type_embeddings"),
-            )?,
-            position: embedding(
-                config.max_position_embeddings,
-                config.hidden_size,
-                vb.pp("position_embeddings"),
-            )?,
-            norm: layer_norm(
-                config.hidden_size,
-                config.layer_norm_eps,
-                vb.pp("LayerNorm"),
-            )?,
-        })
-    }
-
-    fn forward(
-        &self,
-        ids: &Tensor,
-        type_ids: &Tensor,
-        positions: &Tensor,
-    ) -> candle_core::Result<Tensor> {
-        let sum = (self.word.forward(ids)? + self.token_type.forward(type_ids)?)?;
-        let sum = (sum + self.position.forward(positions)?)?;
-        self.norm.forward(&sum)
-    }
-}
-
 /// The loaded network of either layout.
 enum Network {
     Bert {
-        bert: BertModel,
+        bert: Bert,
         pooler: Linear,
         classifier: Linear,
     },
     XlmRoberta {
-        embeddings: RobertaEmbeddings,
-        encoder: BertEncoder,
+        roberta: Bert,
         dense: Linear,
         out_proj: Linear,
     },
@@ -164,6 +121,7 @@ pub struct CrossEncoder {
     /// Truncates pairs to `max_length`; never pads (batches are padded here).
     tokenizer: Tokenizer,
     device: Device,
+    limits: BatchLimits,
     max_length: usize,
     /// The longest sequence the position table holds.
     position_limit: usize,
@@ -187,7 +145,8 @@ impl fmt::Debug for CrossEncoder {
 
 impl CrossEncoder {
     /// Loads a cross-encoder from a model directory (`config.json`,
-    /// `model.safetensors`, `tokenizer.json`) onto `device`, in f32.
+    /// `model.safetensors`, `tokenizer.json`) onto `device`, in the device's
+    /// precision ([`model_dtype`]).
     ///
     /// The layout comes from config.json's `architectures`; an unknown one is
     /// [`ModelError::UnsupportedArchitecture`], a missing file
@@ -195,6 +154,13 @@ impl CrossEncoder {
     /// and the maximum length to what the position table holds (512 for the
     /// real models).
     pub fn load(dir: &Path, device: Device) -> Result<Self, ModelError> {
+        let dtype = model_dtype(&device);
+        Self::load_as(dir, device, dtype)
+    }
+
+    /// [`CrossEncoder::load`] in `dtype` (bf16 on the CPU runs the GPU
+    /// path's conversions).
+    pub fn load_as(dir: &Path, device: Device, dtype: DType) -> Result<Self, ModelError> {
         let config_path = dir.join("config.json");
         let config: serde_json::Value = serde_json::from_slice(&read_model_file(&config_path)?)
             .map_err(|e| config_error(&config_path, e))?;
@@ -215,14 +181,21 @@ impl CrossEncoder {
 
         let weights_path = dir.join("model.safetensors");
         let weights = read_model_file(&weights_path)?;
-        let network = load_network(architecture, weights, &bert_config, num_labels, &device)
-            .map_err(|e| ModelError::Config {
-                path: weights_path.clone(),
-                message: format!(
-                    "cannot load the {} weights: {e}",
-                    architecture.config_name()
-                ),
-            })?;
+        let network = load_network(
+            architecture,
+            weights,
+            &bert_config,
+            num_labels,
+            &device,
+            dtype,
+        )
+        .map_err(|e| ModelError::Config {
+            path: weights_path.clone(),
+            message: format!(
+                "cannot load the {} weights: {e}",
+                architecture.config_name()
+            ),
+        })?;
 
         let tokenizer_path = dir.join("tokenizer.json");
         let mut tokenizer =
@@ -244,6 +217,17 @@ impl CrossEncoder {
             architecture,
             network,
             tokenizer,
+            limits: BatchLimits::for_device(
+                &device,
+                EncoderShape {
+                    hidden: bert_config.hidden_size,
+                    intermediate: bert_config.intermediate_size,
+                    heads: bert_config.num_attention_heads,
+                    max_len: position_limit,
+                },
+                dtype,
+                CPU_LIMITS,
+            ),
             device,
             max_length: position_limit,
             position_limit,
@@ -317,7 +301,7 @@ impl CrossEncoder {
         let mut start = 0;
         while start < order.len() {
             let longest = encodings[order[start]].len().max(1);
-            let fit = (TOKEN_BUDGET / longest).clamp(1, MAX_BATCH);
+            let fit = self.limits.rows_for(longest);
             let end = (start + fit).min(order.len());
             let batch = &order[start..end];
             let rows: Vec<&Encoding> = batch.iter().map(|&i| &encodings[i]).collect();
@@ -386,21 +370,22 @@ impl CrossEncoder {
                 pooler,
                 classifier,
             } => {
-                let hidden = bert.forward(&ids, &type_ids, Some(&mask))?;
+                let hidden = bert.forward(&ids, &type_ids, &mask)?;
                 let first = hidden.i((.., 0))?.contiguous()?;
                 classifier.forward(&pooler.forward(&first)?.tanh()?)?
             }
             Network::XlmRoberta {
-                embeddings,
-                encoder,
+                roberta,
                 dense,
                 out_proj,
             } => {
                 let positions = batch.position_ids.as_deref().ok_or_else(|| {
                     candle_core::Error::Msg("an XLM-RoBERTa batch needs position ids".into())
                 })?;
-                let hidden = embeddings.forward(&ids, &type_ids, &tensor(positions)?)?;
-                let hidden = encoder.forward(&hidden, &additive_mask(&mask, hidden.dtype())?)?;
+                let hidden = roberta
+                    .embeddings()
+                    .forward(&ids, &type_ids, &tensor(positions)?)?;
+                let hidden = roberta.encode(&hidden, &mask)?;
                 let first = hidden.i((.., 0))?.contiguous()?;
                 out_proj.forward(&dense.forward(&first)?.tanh()?)?
             }
@@ -434,18 +419,18 @@ fn load_network(
     config: &bert::Config,
     num_labels: usize,
     device: &Device,
+    dtype: DType,
 ) -> candle_core::Result<Network> {
-    let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, device)?;
+    let vb = VarBuilder::from_buffered_safetensors(weights, dtype, device)?;
     let hidden = config.hidden_size;
     Ok(match architecture {
         CrossEncoderArchitecture::Bert => Network::Bert {
-            bert: BertModel::load(vb.pp("bert"), config)?,
+            bert: Bert::load(vb.pp("bert"), config)?,
             pooler: linear(hidden, hidden, vb.pp("bert.pooler.dense"))?,
             classifier: linear(hidden, num_labels, vb.pp("classifier"))?,
         },
         CrossEncoderArchitecture::XlmRoberta => Network::XlmRoberta {
-            embeddings: RobertaEmbeddings::load(vb.pp("roberta.embeddings"), config)?,
-            encoder: BertEncoder::load(vb.pp("roberta.encoder"), config)?,
+            roberta: Bert::load(vb.pp("roberta"), config)?,
             dense: linear(hidden, hidden, vb.pp("classifier.dense"))?,
             out_proj: linear(hidden, num_labels, vb.pp("classifier.out_proj"))?,
         },
@@ -466,16 +451,6 @@ fn roberta_positions(ids: &[u32], pad_id: u32) -> Vec<u32> {
             }
         })
         .collect()
-}
-
-/// (batch, len) 1/0 mask → (batch, 1, 1, len) additive mask: 0 on tokens, the
-/// dtype's lowest value on pads (what transformers adds to attention scores).
-fn additive_mask(mask: &Tensor, dtype: DType) -> candle_core::Result<Tensor> {
-    let (rows, width) = mask.dims2()?;
-    let mask = mask.to_dtype(dtype)?;
-    (mask.ones_like()? - &mask)?
-        .affine(f64::from(f32::MIN), 0.0)?
-        .reshape((rows, 1, 1, width))
 }
 
 /// A one-label head's logit, or a two-label head's positive minus negative
@@ -586,15 +561,5 @@ mod tests {
             labels(serde_json::json!({"num_labels": 3})),
             Err(ModelError::Config { .. })
         ));
-    }
-
-    #[test]
-    fn additive_mask_is_zero_on_tokens_and_lowest_on_pads() -> candle_core::Result<()> {
-        let mask = Tensor::new(&[[1u32, 1, 0]], &Device::Cpu)?;
-        let got = additive_mask(&mask, DType::F32)?
-            .flatten_all()?
-            .to_vec1::<f32>()?;
-        assert_eq!(got, vec![0.0, 0.0, f32::MIN]);
-        Ok(())
     }
 }

@@ -9,40 +9,51 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
+use candle_transformers::models::bert::Config;
 use tokenizers::{Tokenizer, TruncationParams};
 
 use super::generative::hybrid_scores;
 use super::{RerankInput, Reranker};
+use crate::bert::Bert;
+use crate::device::model_dtype;
 use crate::error::ModelError;
+use crate::openvino::{OpenVinoBert, Precision};
 
-/// Documents per forward pass.
+/// Documents per forward pass on candle.
 const BATCH: usize = 16;
+/// Padded tokens per forward pass on OpenVINO, as for its embedder.
+const OPENVINO_TOKENS: usize = 1536;
+/// OpenVINO batches are padded to a multiple of this many tokens (it keeps
+/// kernels per input shape; see `Embedder::padded_width`).
+const OPENVINO_WIDTH_STEP: usize = 16;
+
+/// What computes the token vectors.
+enum Engine {
+    Candle { model: Bert, device: Device },
+    OpenVino(OpenVinoBert),
+}
 
 /// MaxSim over a BERT encoder's L2-normalised token vectors.
 pub struct MaxSimReranker {
     name: String,
-    model: BertModel,
+    engine: Engine,
     tokenizer: Tokenizer,
-    device: Device,
+    max_tokens: usize,
     /// Weight of the first stage's z-score in the blend (0: MaxSim alone).
     alpha: f32,
 }
 
 impl MaxSimReranker {
     /// Loads the BERT encoder in `dir` (config.json, model.safetensors,
-    /// tokenizer.json), truncating texts at `max_tokens`.
+    /// tokenizer.json) into candle on `device`, truncating texts at
+    /// `max_tokens`.
     pub fn load(
         dir: &Path,
         device: Device,
         max_tokens: usize,
         alpha: f32,
     ) -> Result<Self, ModelError> {
-        if !(0.0..=1.0).contains(&alpha) {
-            return Err(ModelError::Rerank(format!(
-                "the first stage's weight must be within 0..=1, got {alpha}"
-            )));
-        }
+        check_alpha(alpha)?;
         let config_path = dir.join("config.json");
         let text = std::fs::read(&config_path).map_err(|e| ModelError::io(&config_path, e))?;
         let config: Config = serde_json::from_slice(&text).map_err(|e| ModelError::Config {
@@ -51,16 +62,42 @@ impl MaxSimReranker {
         })?;
         let weights_path = dir.join("model.safetensors");
         let weights = std::fs::read(&weights_path).map_err(|e| ModelError::io(&weights_path, e))?;
-        let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &device)?;
-        let model = BertModel::load(vb, &config)?;
+        // bf16 on capable GPUs; token vectors come back as f32 either way.
+        let vb = VarBuilder::from_buffered_safetensors(weights, model_dtype(&device), &device)?;
+        let model = Bert::load(vb, &config)?;
+        Self::with_engine(dir, Engine::Candle { model, device }, max_tokens, alpha)
+    }
+
+    /// [`MaxSimReranker::load`] on OpenVINO's CPU runtime at `library` (the
+    /// embedder's engine, about 9× candle on CPUs with bf16 instructions).
+    pub fn load_openvino(
+        library: &Path,
+        dir: &Path,
+        precision: Precision,
+        max_tokens: usize,
+        alpha: f32,
+    ) -> Result<Self, ModelError> {
+        check_alpha(alpha)?;
+        let encoder =
+            OpenVinoBert::load_tokens(library, dir, precision).map_err(ModelError::Runtime)?;
+        Self::with_engine(dir, Engine::OpenVino(encoder), max_tokens, alpha)
+    }
+
+    fn with_engine(
+        dir: &Path,
+        engine: Engine,
+        max_tokens: usize,
+        alpha: f32,
+    ) -> Result<Self, ModelError> {
         let tokenizer_path = dir.join("tokenizer.json");
         let mut tokenizer = Tokenizer::from_file(&tokenizer_path).map_err(|e| {
             ModelError::Tokenizer(format!("cannot load {}: {e}", tokenizer_path.display()))
         })?;
+        let max_tokens = max_tokens.max(4);
         tokenizer.with_padding(None);
         tokenizer
             .with_truncation(Some(TruncationParams {
-                max_length: max_tokens.max(4),
+                max_length: max_tokens,
                 ..Default::default()
             }))
             .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
@@ -71,9 +108,9 @@ impl MaxSimReranker {
         );
         Ok(Self {
             name,
-            model,
+            engine,
             tokenizer,
-            device,
+            max_tokens,
             alpha,
         })
     }
@@ -87,51 +124,82 @@ impl MaxSimReranker {
             .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(encodings[i].get_ids().len()));
-        let mut out: Vec<Option<Tensor>> = vec![None; texts.len()];
-        for batch in order.chunks(BATCH) {
-            let len = batch
+        // Positions of the tokens that are not special ([CLS], [SEP]); the
+        // first position when a text has nothing else.
+        let kept = |i: usize| -> Vec<u32> {
+            let keep: Vec<u32> = encodings[i]
+                .get_special_tokens_mask()
                 .iter()
-                .map(|&i| encodings[i].get_ids().len())
-                .max()
-                .unwrap_or(1)
-                .max(1);
-            let mut ids = vec![0u32; batch.len() * len];
-            let mut mask = vec![0u32; batch.len() * len];
-            for (row, &i) in batch.iter().enumerate() {
-                let row_ids = encodings[i].get_ids();
-                ids[row * len..row * len + row_ids.len()].copy_from_slice(row_ids);
-                mask[row * len..row * len + row_ids.len()].fill(1);
+                .enumerate()
+                .filter(|(_, special)| **special == 0)
+                .map(|(t, _)| t as u32)
+                .collect();
+            if keep.is_empty() {
+                vec![0]
+            } else {
+                keep
             }
-            let ids = Tensor::from_vec(ids, (batch.len(), len), &self.device)?;
-            let mask = Tensor::from_vec(mask, (batch.len(), len), &self.device)?;
-            let hidden = self
-                .model
-                .forward(&ids, &ids.zeros_like()?, Some(&mask))?
-                .to_dtype(DType::F32)?;
-            let norms = hidden
-                .sqr()?
-                .sum_keepdim(D::Minus1)?
-                .sqrt()?
-                .clamp(1e-12f32, f32::MAX)?;
-            let unit = hidden.broadcast_div(&norms)?;
-            for (row, &i) in batch.iter().enumerate() {
-                let keep: Vec<u32> = encodings[i]
-                    .get_special_tokens_mask()
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, special)| **special == 0)
-                    .map(|(t, _)| t as u32)
-                    .collect();
-                let tokens = unit.get(row)?;
-                out[i] = Some(if keep.is_empty() {
-                    tokens.narrow(0, 0, 1)?
-                } else {
-                    let keep = Tensor::from_vec(keep.clone(), keep.len(), &self.device)?;
-                    tokens.index_select(&keep, 0)?
-                });
+        };
+        let mut out: Vec<Option<Tensor>> = vec![None; texts.len()];
+        let mut start = 0;
+        while start < order.len() {
+            let longest = encodings[order[start]].get_ids().len().max(1);
+            let (width, rows) = match &self.engine {
+                Engine::Candle { .. } => (longest, BATCH),
+                Engine::OpenVino(_) => {
+                    let width = longest
+                        .next_multiple_of(OPENVINO_WIDTH_STEP)
+                        .min(self.max_tokens.max(longest));
+                    (width, (OPENVINO_TOKENS / width).clamp(1, 32))
+                }
+            };
+            let batch = &order[start..(start + rows).min(order.len())];
+            start += batch.len();
+            let ids: Vec<&[u32]> = batch.iter().map(|&i| encodings[i].get_ids()).collect();
+            let vectors = self.encode(&ids, width)?;
+            for (&i, tokens) in batch.iter().zip(vectors) {
+                let keep = kept(i);
+                let keep = Tensor::from_vec(keep.clone(), keep.len(), tokens.device())?;
+                out[i] = Some(tokens.index_select(&keep, 0)?);
             }
         }
         Ok(out.into_iter().flatten().collect())
+    }
+
+    /// Unit vectors of every position of `rows` padded to `width`: one
+    /// `[width, dim]` f32 tensor per row.
+    fn encode(&self, rows: &[&[u32]], width: usize) -> Result<Vec<Tensor>, ModelError> {
+        match &self.engine {
+            Engine::OpenVino(encoder) => {
+                let dim = encoder.dim();
+                encoder
+                    .forward(rows, width)
+                    .map_err(ModelError::Runtime)?
+                    .into_iter()
+                    .map(|values| Ok(Tensor::from_vec(values, (width, dim), &Device::Cpu)?))
+                    .collect()
+            }
+            Engine::Candle { model, device } => {
+                let mut ids = vec![0u32; rows.len() * width];
+                let mut mask = vec![0u32; rows.len() * width];
+                for (row, row_ids) in rows.iter().enumerate() {
+                    ids[row * width..row * width + row_ids.len()].copy_from_slice(row_ids);
+                    mask[row * width..row * width + row_ids.len()].fill(1);
+                }
+                let ids = Tensor::from_vec(ids, (rows.len(), width), device)?;
+                let mask = Tensor::from_vec(mask, (rows.len(), width), device)?;
+                let hidden = model
+                    .forward(&ids, &ids.zeros_like()?, &mask)?
+                    .to_dtype(DType::F32)?;
+                let norms = hidden
+                    .sqr()?
+                    .sum_keepdim(D::Minus1)?
+                    .sqrt()?
+                    .clamp(1e-12f32, f32::MAX)?;
+                let unit = hidden.broadcast_div(&norms)?;
+                (0..rows.len()).map(|row| Ok(unit.get(row)?)).collect()
+            }
+        }
     }
 
     /// MaxSim of `query` against each document: the mean over query
@@ -167,4 +235,14 @@ impl Reranker for MaxSimReranker {
         }
         hybrid_scores(input.first_stage, &maxsim, self.alpha)
     }
+}
+
+/// The first stage's weight must be a share.
+fn check_alpha(alpha: f32) -> Result<(), ModelError> {
+    if (0.0..=1.0).contains(&alpha) {
+        return Ok(());
+    }
+    Err(ModelError::Rerank(format!(
+        "the first stage's weight must be within 0..=1, got {alpha}"
+    )))
 }
