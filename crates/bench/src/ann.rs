@@ -9,7 +9,7 @@
 use std::time::Instant;
 
 use anyhow::Result;
-use quarry_store::{ChunkRow, FileRow, IndexMeta, Store, StoredChunk};
+use quarry_store::{AnnKind, ChunkRow, FileRow, IndexMeta, Store, StoredChunk, ANN_KIND};
 
 const DIM: usize = 384;
 const ROWS_PER_FILE: usize = 20;
@@ -59,6 +59,8 @@ fn row(i: usize, vector: Vec<f32>) -> ChunkRow {
 pub struct AnnRow {
     /// Rows in the table.
     pub size: usize,
+    /// The ANN index measured.
+    pub kind: AnnKind,
     /// Exact (flat) query latency, median and 95th percentile.
     pub exact_p50_ms: f64,
     pub exact_p95_ms: f64,
@@ -71,29 +73,43 @@ pub struct AnnRow {
     pub build_s: f64,
 }
 
-/// Runs the comparison for each size in `sizes`; prints a Markdown table.
-pub async fn run(sizes: &[usize], queries: usize) -> Result<()> {
-    println!("| chunks | exact p50 ms | exact p95 ms | ANN p50 ms | ANN p95 ms | ANN recall@10 | ANN build s |");
-    println!("|---|---|---|---|---|---|---|");
+/// Runs the comparison for each size in `sizes` and each ANN kind in
+/// `kinds` (Quarry's [`ANN_KIND`] when empty); prints a Markdown table.
+pub async fn run(sizes: &[usize], queries: usize, kinds: &[AnnKind]) -> Result<()> {
+    let kinds = if kinds.is_empty() {
+        &[ANN_KIND][..]
+    } else {
+        kinds
+    };
+    println!("| chunks | ANN kind | exact p50 ms | exact p95 ms | ANN p50 ms | ANN p95 ms | ANN recall@10 | ANN build s |");
+    println!("|---|---|---|---|---|---|---|---|");
     for &size in sizes {
-        let row = measure(size, queries).await?;
-        println!(
-            "| {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.3} | {:.1} |",
-            row.size,
-            row.exact_p50_ms,
-            row.exact_p95_ms,
-            row.ann_p50_ms,
-            row.ann_p95_ms,
-            row.recall,
-            row.build_s
-        );
+        for row in measure_kinds(size, queries, kinds).await? {
+            println!(
+                "| {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.3} | {:.1} |",
+                row.size,
+                row.kind,
+                row.exact_p50_ms,
+                row.exact_p95_ms,
+                row.ann_p50_ms,
+                row.ann_p95_ms,
+                row.recall,
+                row.build_s
+            );
+        }
     }
     Ok(())
 }
 
 /// Builds a synthetic table of `size` rows and times `queries` vector
-/// queries on it, exact and through the ANN index.
+/// queries on it, exact and through Quarry's ANN index.
 pub async fn measure(size: usize, queries: usize) -> Result<AnnRow> {
+    let mut rows = measure_kinds(size, queries, &[ANN_KIND]).await?;
+    Ok(rows.remove(0))
+}
+
+/// [`measure`] for each ANN kind in turn, on one table.
+async fn measure_kinds(size: usize, queries: usize, kinds: &[AnnKind]) -> Result<Vec<AnnRow>> {
     let mut rng = Rng(42);
     let centres: Vec<Vec<f32>> = (0..200)
         .map(|_| (0..DIM).map(|_| rng.next()).collect())
@@ -131,18 +147,22 @@ pub async fn measure(size: usize, queries: usize) -> Result<AnnRow> {
     store.optimize().await?;
     let qs: Vec<Vec<f32>> = (0..queries).map(|_| rng.vector(&centres)).collect();
     let (exact_ms, truth) = crate::exact_top10(&store, &qs).await?;
-    store.set_ann_min_rows(0);
-    let started = Instant::now();
-    store.optimize().await?;
-    let build_s = started.elapsed().as_secs_f64();
-    let (ann_ms, recall) = crate::ann_top10(&store, &qs, &truth).await?;
-    Ok(AnnRow {
-        size,
-        exact_p50_ms: crate::percentile(&exact_ms, 0.5),
-        exact_p95_ms: crate::percentile(&exact_ms, 0.95),
-        ann_p50_ms: crate::percentile(&ann_ms, 0.5),
-        ann_p95_ms: crate::percentile(&ann_ms, 0.95),
-        recall,
-        build_s,
-    })
+    let mut out = Vec::new();
+    for &kind in kinds {
+        let started = Instant::now();
+        store.build_vector_index(kind).await?;
+        let build_s = started.elapsed().as_secs_f64();
+        let (ann_ms, recall) = crate::ann_top10(&store, &qs, &truth).await?;
+        out.push(AnnRow {
+            size,
+            kind,
+            exact_p50_ms: crate::percentile(&exact_ms, 0.5),
+            exact_p95_ms: crate::percentile(&exact_ms, 0.95),
+            ann_p50_ms: crate::percentile(&ann_ms, 0.5),
+            ann_p95_ms: crate::percentile(&ann_ms, 0.95),
+            recall,
+            build_s,
+        });
+    }
+    Ok(out)
 }

@@ -10,8 +10,8 @@
 //!   `swebench`, `code`);
 //! - `quarry-bench embed [--sample N] [--python PY] DIR...`: embedding
 //!   throughput of each engine beside the OpenVINO Python reference;
-//! - `quarry-bench ann [ROWS...]`: vector query latency, exact vs ANN, and
-//!   the ANN's recall;
+//! - `quarry-bench ann [--build KIND]... [ROWS...]`: vector query latency,
+//!   exact vs ANN (Quarry's kind, or each KIND), and the ANN's recall;
 //! - `quarry-bench scale [--peak-gflops N] [--searchable-only] DIR`: the whole
 //!   pipeline on a large code base, in one table;
 //! - `quarry-bench recall DB [QUERIES] [--build KIND]...`: ANN settings'
@@ -282,15 +282,24 @@ fn main() -> Result<()> {
     let dir = ensure_model(&quarry_home(), DEFAULT_MODEL, &mut |_| {})?;
     let raw: Vec<String> = std::env::args().skip(1).collect();
     if raw.first().map(String::as_str) == Some("ann") {
-        let mut sizes = raw[1..]
-            .iter()
-            .map(|s| s.parse::<usize>())
-            .collect::<Result<Vec<_>, _>>()
-            .context("usage: quarry-bench ann [ROWS...]")?;
+        let usage = "usage: quarry-bench ann [--build hnsw-sq|pq:N|rq:B]... [ROWS...]";
+        let (mut sizes, mut kinds) = (Vec::new(), Vec::new());
+        let mut it = raw[1..].iter();
+        while let Some(arg) = it.next() {
+            match arg.as_str() {
+                "--build" => kinds.push(
+                    it.next()
+                        .context(usage)?
+                        .parse()
+                        .map_err(|e: String| anyhow::anyhow!(e))?,
+                ),
+                _ => sizes.push(arg.parse::<usize>().context(usage)?),
+            }
+        }
         if sizes.is_empty() {
             sizes = vec![10_000, 100_000];
         }
-        return tokio::runtime::Runtime::new()?.block_on(ann::run(&sizes, 50));
+        return tokio::runtime::Runtime::new()?.block_on(ann::run(&sizes, 50, &kinds));
     }
     if raw.first().map(String::as_str) == Some("embed") {
         return embed_command(&dir, &raw[1..]);
