@@ -287,12 +287,7 @@ fn main() -> Result<()> {
         let mut it = raw[1..].iter();
         while let Some(arg) = it.next() {
             match arg.as_str() {
-                "--build" => kinds.push(
-                    it.next()
-                        .context(usage)?
-                        .parse()
-                        .map_err(|e: String| anyhow::anyhow!(e))?,
-                ),
+                "--build" => kinds.push(ann_kind(it.next(), usage)?),
                 _ => sizes.push(arg.parse::<usize>().context(usage)?),
             }
         }
@@ -359,12 +354,7 @@ fn main() -> Result<()> {
         let mut it = raw[1..].iter();
         while let Some(arg) = it.next() {
             match arg.as_str() {
-                "--build" => kinds.push(
-                    it.next()
-                        .context(usage)?
-                        .parse()
-                        .map_err(|e: String| anyhow::anyhow!(e))?,
-                ),
+                "--build" => kinds.push(ann_kind(it.next(), usage)?),
                 _ if db.is_none() => db = Some(PathBuf::from(arg)),
                 _ => queries = arg.parse().context(usage)?,
             }
@@ -642,6 +632,14 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 /// Peak resident memory of this process (Linux `VmHWM`), in MiB.
+/// The ANN kind after a `--build` flag (`hnsw-sq`, `pq:N`, `rq:B`).
+fn ann_kind(value: Option<&String>, usage: &str) -> Result<quarry_store::AnnKind> {
+    value
+        .context(usage.to_string())?
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("{e}\n{usage}"))
+}
+
 /// Starts a new peak-RSS measurement: the kernel resets the high-water mark
 /// to the current RSS, so [`peak_rss_mib`] then reports the peak of one phase.
 fn reset_peak_rss() {
