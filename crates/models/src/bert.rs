@@ -6,7 +6,7 @@
 //! every unmasked position 0 × -inf = NaN; here the mask uses the dtype's
 //! own lowest finite value, so the GPU precision (bf16) works.
 
-use candle_core::{DType, Module, Tensor};
+use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{embedding, layer_norm, Embedding, LayerNorm, VarBuilder};
 use candle_transformers::models::bert::{BertEncoder, Config};
 
@@ -104,6 +104,26 @@ impl Bert {
         self.encode(&hidden, mask)
     }
 
+    /// Token ids `rows`, right-padded to `width` on `device`: the token
+    /// states as f32 `(rows, width, hidden)` and the 1/0 mask `(rows, width)`.
+    pub(crate) fn forward_rows(
+        &self,
+        rows: &[&[u32]],
+        width: usize,
+        device: &Device,
+    ) -> candle_core::Result<(Tensor, Tensor)> {
+        let mut ids = vec![0u32; rows.len() * width];
+        let mut mask = vec![0u32; rows.len() * width];
+        for (r, row) in rows.iter().enumerate() {
+            ids[r * width..r * width + row.len()].copy_from_slice(row);
+            mask[r * width..r * width + row.len()].fill(1);
+        }
+        let ids = Tensor::from_vec(ids, (rows.len(), width), device)?;
+        let mask = Tensor::from_vec(mask, (rows.len(), width), device)?;
+        let hidden = self.forward(&ids, &ids.zeros_like()?, &mask)?;
+        Ok((hidden.to_dtype(DType::F32)?, mask))
+    }
+
     /// Runs the encoder layers over input embeddings with a 1/0 mask.
     pub(crate) fn encode(&self, hidden: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
         self.encoder
@@ -140,7 +160,6 @@ pub(crate) fn additive_mask(mask: &Tensor, dtype: DType) -> candle_core::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::Device;
 
     #[test]
     fn additive_mask_is_zero_on_tokens_and_lowest_finite_on_pads() -> candle_core::Result<()> {

@@ -1,7 +1,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::Config;
 use tokenizers::{Tokenizer, TruncationParams};
@@ -21,15 +21,6 @@ const CANDLE_CPU_LIMITS: BatchLimits = BatchLimits {
     max_rows: 32,
     max_tokens: 4096,
 };
-/// The same for OpenVINO, whose kernels measured 5-7% faster on batches that
-/// stay in cache (1-2k tokens) than on 4k-token batches.
-const OPENVINO_LIMITS: BatchLimits = BatchLimits {
-    max_rows: 32,
-    max_tokens: 1536,
-};
-
-/// OpenVINO batches are padded to a multiple of this many tokens.
-const OPENVINO_WIDTH_STEP: usize = 16;
 
 /// Which inference engine runs the encoder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -333,16 +324,12 @@ impl Embedder {
     }
 
     /// The width a batch whose longest text has `longest` tokens is padded
-    /// to. OpenVINO compiles and keeps kernels and buffers for every input
-    /// shape it sees: with widths of any length, the embedding of a large
-    /// index grew its memory by more than a gigabyte, so its batches are
-    /// padded to a multiple of [`OPENVINO_WIDTH_STEP`] (few shapes, ~4%
-    /// more tokens). candle keeps nothing per shape and pads to the longest.
+    /// to: on OpenVINO a multiple of 16 tokens (it keeps kernels and buffers
+    /// per input shape, so few widths keep its memory flat); candle keeps
+    /// nothing per shape and pads to the longest.
     pub fn padded_width(&self, longest: usize) -> usize {
         match *self.backend {
-            Backend::OpenVino(_) => longest
-                .next_multiple_of(OPENVINO_WIDTH_STEP)
-                .min(self.spec.max_tokens.max(longest)),
+            Backend::OpenVino(_) => crate::openvino::padded_width(longest, self.spec.max_tokens),
             _ => longest,
         }
     }
@@ -354,7 +341,7 @@ impl Embedder {
             Backend::Candle { limits, .. } => *limits,
             Backend::Nomic(nomic) => nomic.batch_limits(),
             Backend::Decoder(_) => CANDLE_CPU_LIMITS,
-            Backend::OpenVino(_) => OPENVINO_LIMITS,
+            Backend::OpenVino(_) => crate::openvino::BATCH_LIMITS,
         }
     }
 
@@ -404,18 +391,7 @@ impl Embedder {
         rows: &[&[u32]],
         len: usize,
     ) -> Result<Vec<Vec<f32>>, ModelError> {
-        let b = rows.len();
-        let mut ids = vec![0u32; b * len];
-        let mut mask = vec![0u32; b * len];
-        for (r, row) in rows.iter().enumerate() {
-            ids[r * len..r * len + row.len()].copy_from_slice(row);
-            mask[r * len..r * len + row.len()].fill(1);
-        }
-        let ids = Tensor::from_vec(ids, (b, len), device)?;
-        let mask = Tensor::from_vec(mask, (b, len), device)?;
-        let type_ids = ids.zeros_like()?;
-        let hidden = model.forward(&ids, &type_ids, &mask)?; // (b, len, dim)
-        let hidden = hidden.to_dtype(DType::F32)?;
+        let (hidden, mask) = model.forward_rows(rows, len, device)?; // (b, len, dim)
         let mask_f = mask.to_dtype(DType::F32)?.unsqueeze(2)?; // (b, len, 1)
         let summed = hidden.broadcast_mul(&mask_f)?.sum(1)?; // (b, dim)
         let counts = mask_f.sum(1)?.clamp(1e-9f32, f32::MAX)?; // (b, 1)

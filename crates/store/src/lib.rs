@@ -403,9 +403,7 @@ impl AnnKind {
             ),
         }
     }
-}
 
-impl AnnKind {
     /// The LanceDB index type this kind builds.
     pub fn index_type(self) -> IndexType {
         match self {

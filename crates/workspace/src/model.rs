@@ -80,18 +80,25 @@ pub(crate) struct ModelSlot {
     changed: tokio::sync::watch::Sender<()>,
 }
 
+impl ModelState {
+    /// The state of `model` before anything is known about it.
+    fn checking(model: &str) -> Self {
+        ModelState {
+            phase: "checking",
+            model: model.to_string(),
+            done: 0,
+            total: None,
+            source: None,
+            device: None,
+            error: None,
+        }
+    }
+}
+
 impl ModelSlot {
     pub(crate) fn new(model: &str) -> Self {
         ModelSlot {
-            state: Mutex::new(ModelState {
-                phase: "checking",
-                model: model.to_string(),
-                done: 0,
-                total: None,
-                source: None,
-                device: None,
-                error: None,
-            }),
+            state: Mutex::new(ModelState::checking(model)),
             embedder: Mutex::new(None),
             changed: tokio::sync::watch::channel(()).0,
         }
@@ -101,15 +108,7 @@ impl ModelSlot {
     /// starts loading it.
     pub(crate) fn reset(&self, model: &str) {
         *self.embedder.lock().expect("embedder") = None;
-        *self.state.lock().expect("model state") = ModelState {
-            phase: "checking",
-            model: model.to_string(),
-            done: 0,
-            total: None,
-            source: None,
-            device: None,
-            error: None,
-        };
+        *self.state.lock().expect("model state") = ModelState::checking(model);
         self.changed.send_replace(());
     }
 

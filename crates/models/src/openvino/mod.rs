@@ -18,6 +18,31 @@ use std::sync::{Arc, Mutex};
 
 use ffi::{Api, CompiledModel, Core, InferRequest, Model, Shape, Tensor};
 
+use crate::device::BatchLimits;
+
+/// Texts and padded tokens per forward pass: OpenVINO's kernels measured
+/// 5-7% faster on batches that stay in cache (1-2k tokens) than on 4k-token
+/// batches.
+pub(crate) const BATCH_LIMITS: BatchLimits = BatchLimits {
+    max_rows: 32,
+    max_tokens: 1536,
+};
+
+/// Batches are padded to a multiple of this many tokens.
+const WIDTH_STEP: usize = 16;
+
+/// The width a batch whose longest text has `longest` tokens is padded to
+/// (never beyond `max_tokens`, the model's window). OpenVINO compiles and
+/// keeps kernels and buffers for every input shape it sees: with widths of
+/// any length, the embedding of a large index grew its memory by more than
+/// a gigabyte, so its batches take at most `max_tokens / 16` widths, for
+/// ~4% more tokens.
+pub(crate) fn padded_width(longest: usize, max_tokens: usize) -> usize {
+    longest
+        .next_multiple_of(WIDTH_STEP)
+        .min(max_tokens.max(longest))
+}
+
 /// Numeric precision OpenVINO computes in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Precision {

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{Device, Tensor, D};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::Config;
 use tokenizers::{Tokenizer, TruncationParams};
@@ -17,15 +17,10 @@ use super::{RerankInput, Reranker};
 use crate::bert::Bert;
 use crate::device::model_dtype;
 use crate::error::ModelError;
-use crate::openvino::{OpenVinoBert, Precision};
+use crate::openvino::{self, OpenVinoBert, Precision};
 
 /// Documents per forward pass on candle.
 const BATCH: usize = 16;
-/// Padded tokens per forward pass on OpenVINO, as for its embedder.
-const OPENVINO_TOKENS: usize = 1536;
-/// OpenVINO batches are padded to a multiple of this many tokens (it keeps
-/// kernels per input shape; see `Embedder::padded_width`).
-const OPENVINO_WIDTH_STEP: usize = 16;
 
 /// What computes the token vectors.
 enum Engine {
@@ -147,10 +142,9 @@ impl MaxSimReranker {
             let (width, rows) = match &self.engine {
                 Engine::Candle { .. } => (longest, BATCH),
                 Engine::OpenVino(_) => {
-                    let width = longest
-                        .next_multiple_of(OPENVINO_WIDTH_STEP)
-                        .min(self.max_tokens.max(longest));
-                    (width, (OPENVINO_TOKENS / width).clamp(1, 32))
+                    // Few widths and the embedder's batch sizes (see there).
+                    let width = openvino::padded_width(longest, self.max_tokens);
+                    (width, openvino::BATCH_LIMITS.rows_for(width))
                 }
             };
             let batch = &order[start..(start + rows).min(order.len())];
@@ -180,17 +174,7 @@ impl MaxSimReranker {
                     .collect()
             }
             Engine::Candle { model, device } => {
-                let mut ids = vec![0u32; rows.len() * width];
-                let mut mask = vec![0u32; rows.len() * width];
-                for (row, row_ids) in rows.iter().enumerate() {
-                    ids[row * width..row * width + row_ids.len()].copy_from_slice(row_ids);
-                    mask[row * width..row * width + row_ids.len()].fill(1);
-                }
-                let ids = Tensor::from_vec(ids, (rows.len(), width), device)?;
-                let mask = Tensor::from_vec(mask, (rows.len(), width), device)?;
-                let hidden = model
-                    .forward(&ids, &ids.zeros_like()?, &mask)?
-                    .to_dtype(DType::F32)?;
+                let (hidden, _) = model.forward_rows(rows, width, device)?;
                 let norms = hidden
                     .sqr()?
                     .sum_keepdim(D::Minus1)?
